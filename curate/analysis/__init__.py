@@ -1,0 +1,1 @@
+"""Per-file analyses, cached by content. Heavy models load only on a cache miss."""

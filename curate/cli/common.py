@@ -1,0 +1,90 @@
+"""Options and target resolution shared by lint, fix, inspect and report."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from curate.config import CONFIG_NAME, Config, apply_overrides, load_config
+from curate.errors import KlintError
+
+
+def dataset_options(f):
+    """--select/--ignore/--trigger/--config/--no-cache/--no-progress."""
+    opts = [
+        click.option("--select", multiple=True, metavar="RULE", help="Only these rules (codes, names, prefixes like KL5 or caption)."),
+        click.option("--ignore", multiple=True, metavar="RULE", help="Skip these rules."),
+        click.option("--trigger", default=None, metavar="WORD", help="Trigger word (overrides config)."),
+        click.option("--resolution", type=int, default=None, help="Training resolution (default 1024)."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Use this klint.toml / pyproject.toml instead of searching."),
+        click.option("--no-cache", is_flag=True, help="Ignore and do not write .klint_cache/."),
+        click.option("--no-progress", is_flag=True, help="No progress bar on stderr."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+@dataclasses.dataclass
+class Target:
+    root: Path  # dataset root, as given (relative paths kept for display)
+    only: set[str] | None  # dataset-relative file paths to report on, None = all
+    config: Config
+
+
+def _root_for_file(path: Path) -> Path:
+    for parent in path.parents:
+        if (parent / CONFIG_NAME).is_file():
+            return parent
+    return path.parent
+
+
+def resolve_targets(paths: tuple[str, ...], *, config_file: Path | None = None, **overrides) -> list[Target]:
+    if not paths:
+        raise KlintError("no PATH given (try `klint data/`)")
+    if config_file is not None and not config_file.is_file():
+        raise KlintError(f"{config_file}: config file not found")
+    targets: list[Target] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise KlintError(f"{raw}: no such file or directory")
+        if p.is_dir():
+            root, only = p, None
+        else:
+            root = _root_for_file(p)
+            only = {p.resolve().relative_to(root.resolve()).as_posix()}
+            if os.path.relpath(root) == ".":
+                root = Path(".")
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise KlintError(f"{raw}: permission denied")
+        cfg = load_config(root.resolve(), config_file)
+        cfg = apply_overrides(cfg, **overrides)
+        targets.append(Target(root=root, only=only, config=cfg))
+    return targets
+
+
+def keep(diag, only: set[str] | None) -> bool:
+    if only is None:
+        return True
+    stems = {o.rsplit(".", 1)[0] for o in only}
+    return diag.rel in only or diag.rel.rsplit(".", 1)[0] in stems
+
+
+def show_progress(no_progress: bool) -> bool:
+    return not no_progress and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def echo_out(text: str) -> None:
+    click.echo(text, nl=False)
+
+
+@functools.lru_cache(maxsize=1)
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()

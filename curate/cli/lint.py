@@ -1,0 +1,30 @@
+"""`klint lint PATH...`"""
+
+from __future__ import annotations
+
+import click
+
+from curate.cli.common import dataset_options, echo_out, keep, resolve_targets, show_progress, stdout_is_tty
+from curate.cli.output import OutputFormat, render
+
+
+@click.command("lint")
+@click.argument("paths", nargs=-1)
+@click.option("--format", "--output-format", "fmt", type=click.Choice([f.value for f in OutputFormat]),
+              default="concise", show_default=True, help="How to print diagnostics.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
+@dataset_options
+def lint_cmd(paths, fmt, exit_zero, select, ignore, trigger, resolution, config_file, no_cache, no_progress):
+    """Lint dataset folders (images + same-stem .txt captions)."""
+    from curate.engine.runner import lint_dataset
+
+    targets = resolve_targets(paths, config_file=config_file, select=list(select) or None,
+                              ignore=list(ignore) or None, trigger=trigger, resolution=resolution)
+    diagnostics, rules = [], []
+    for t in targets:
+        result = lint_dataset(t.root, t.config, use_cache=not no_cache, show_progress=show_progress(no_progress))
+        diagnostics.extend(d for d in result.diagnostics if keep(d, t.only))
+        rules = result.rules
+    echo_out(render(fmt, diagnostics, rules=rules, summary={}, color=stdout_is_tty()))
+    failing = [d for d in diagnostics if d.severity != "info"]
+    return 0 if exit_zero or not failing else 1

@@ -1,0 +1,13 @@
+"""Core hook implementations: the analyses every install has."""
+
+from __future__ import annotations
+
+from curate.plugin import hookimpl
+
+
+@hookimpl
+def klint_get_analyses():
+    from curate.analysis.caption import CaptionAnalysis
+    from curate.analysis.image import ImageAnalysis
+
+    return [ImageAnalysis(), CaptionAnalysis()]
