@@ -129,12 +129,13 @@ def _pick_fixes(diags: list[Diagnostic], unsafe: bool) -> list[Fix]:
 
 
 def fix_dataset(root: Path | str, config: Config, *, unsafe: bool = False, write: bool = True,
-                use_cache: bool = True) -> FixReport:
+                use_cache: bool = True, rules: list | None = None) -> FixReport:
     """Lint, apply fixes, re-lint until nothing changes (runaway limit MAX_PASSES)."""
     from curate.engine.registry import all_rules, select_rules
     from curate.engine.runner import lint_dataset
 
-    rules = select_rules(all_rules(), config.select, config.ignore, config.extend_select)
+    if rules is None:
+        rules = select_rules(all_rules(), config.select, config.ignore, config.extend_select)
     overlay: dict[Path, str] = {}
     originals: dict[Path, str] = {}
     first = lint_dataset(root, config, use_cache=use_cache, overlay=overlay, rules=rules)

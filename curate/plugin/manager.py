@@ -37,6 +37,13 @@ def make_plugin_manager(autoload: bool = True) -> pluggy.PluginManager:
     for name, modname in BUILTIN.items():
         if name not in disabled:
             pm.register(importlib.import_module(modname), name=name)
+    # like PYTEST_PLUGINS: extra plugin modules by import name, for plugin authors' tests
+    for modname in filter(None, (m.strip() for m in os.environ.get("KLINT_PLUGINS", "").split(","))):
+        if not pm.has_plugin(modname):
+            try:
+                pm.register(importlib.import_module(modname), name=modname)
+            except Exception as exc:
+                print(f"klint: warning: plugin {modname!r} from KLINT_PLUGINS failed to load: {exc}", file=sys.stderr)
     if autoload:
         try:
             eps = metadata.entry_points(group="klint")

@@ -1,0 +1,67 @@
+"""`TrainJob`: everything a trainer backend needs, as plain data.
+
+Built once by `klint train` from the dataset, its config, the lint results and the recipe;
+the built-in trainer and the exporter backends (ai-toolkit, musubi, ...) read the same object.
+No torch here: this module is imported on the CLI path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from curate.recipes import Recipe
+
+FRAMINGS = ("headshot", "half-body", "full-body")
+BASE_DTYPES = ("bf16", "fp8")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainItem:
+    image: Path  # absolute path of the image
+    rel: str  # dataset-relative posix path of the image
+    caption: str  # caption text as written (trigger included when the dataset has it)
+    framing: str | None = None  # from the pose analysis when it ran: headshot | half-body | full-body
+    repeats: int = 1  # from `[repeats]` in the dataset config (the rebalance plan)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainJob:
+    dataset_root: Path
+    items: tuple[TrainItem, ...]
+    recipe: Recipe  # resolved: the recipe table with CLI overrides applied
+    out_dir: Path
+    model: str  # diffusers folder, hub id (offline cache), single-file checkpoint, or "tiny"
+    trigger: str | None = None
+    resolution: int = 1024
+    base_dtype: str = "bf16"
+    two_stage: bool = False  # add the seed's stage 2: full-body images only, stage2_lr, stage2_steps
+    sample_every: int = 0  # preview images every N steps; 0 = never
+    checkpoint_every: int = 0  # 0 = backend default
+    resume: bool = False
+    dry_run: bool = False
+    seed: int = 0
+    sample_prompts: tuple[str, ...] = ()
+
+    @property
+    def stage2_items(self) -> tuple[TrainItem, ...]:
+        return tuple(it for it in self.items if it.framing == "full-body")
+
+    @property
+    def samples_per_epoch(self) -> int:
+        return sum(it.repeats for it in self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/TOML-friendly view (paths as strings), used for the resolved-config file."""
+
+        def conv(v: Any) -> Any:
+            if isinstance(v, Path):
+                return str(v)
+            if isinstance(v, dict):
+                return {k: conv(x) for k, x in v.items() if x is not None}
+            if isinstance(v, (list, tuple)):
+                return [conv(x) for x in v]
+            return v
+
+        return conv(dataclasses.asdict(self))
