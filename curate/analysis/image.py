@@ -1,6 +1,8 @@
 """Cheap per-image facts (PIL + numpy only): readability, size, mode, EXIF, hashes, quality.
 
-Everything the image.* rules need comes from here, computed once per file content.
+Everything the image.* rules need comes from here, computed once per file content: the file
+is opened once and decoded once at a small working size (JPEGs via `Image.draft`, so a
+12-MP photo is never fully decoded), and every score is taken from that one array.
 """
 
 from __future__ import annotations
@@ -9,10 +11,36 @@ from typing import Any
 
 from curate.analysis.base import Analysis
 
+# Long side of the working image every score is measured on. Scores depend on scale, so
+# fixing it makes them comparable across photos of any size; 512 is half the training
+# resolution, still fine enough to see the softness that shows at 1024.
+WORK_SIDE = 512
+# Blur is judged on the sharpest cell of a GRID x GRID split: a portrait with a sharp face
+# and a creamy bokeh background is in focus where it matters.
+GRID = 4
+
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
+    (b"WEBP", 8, "WEBP"),
+    (b"GIF87a", 0, "GIF"),
+    (b"GIF89a", 0, "GIF"),
+    (b"BM", 0, "BMP"),
+    (b"II*\x00", 0, "TIFF"),
+    (b"MM\x00*", 0, "TIFF"),
+    (b"ftypheic", 4, "HEIC"),
+    (b"ftypheix", 4, "HEIC"),
+    (b"ftypmif1", 4, "HEIF"),
+    (b"ftypavif", 4, "AVIF"),
+    (b"\x00\x00\x00\x0cjP  ", 0, "JPEG2000"),
+)
+_EXT_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+_LFS_HEAD = b"version https://git-lfs.github.com/spec/v1"
+
 
 class ImageAnalysis(Analysis):
     name = "image"
-    version = "1"
+    version = "2"
     scope = "image"
 
     def run_batch(self, items, ctx, advance):
@@ -23,17 +51,222 @@ class ImageAnalysis(Analysis):
         return out
 
 
-def analyse_image(path) -> dict[str, Any]:
-    from PIL import Image
+def sniff_format(head: bytes) -> str | None:
+    """The container format from the first bytes, independent of the file name."""
+    for magic, offset, fmt in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            if fmt == "WEBP" and head[:4] != b"RIFF":
+                continue
+            return fmt
+    return None
 
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head or b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        # a multi-byte character may be cut at the end of the sample
+        try:
+            head[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _fail(rec: dict[str, Any], kind: str, message: str) -> dict[str, Any]:
+    rec.update(readable=False, error_kind=kind, error=message)
+    return rec
+
+
+def analyse_image(path) -> dict[str, Any]:
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
     rec: dict[str, Any] = {"readable": False}
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(64)
+        size = path.stat().st_size
+    except OSError as exc:
+        return _fail(rec, "io", f"cannot read file: {exc.strerror or exc}")
+    rec["bytes"] = size
+    ext = path.suffix.lower()
+    rec["ext_format"] = _EXT_FORMAT.get(ext)
+    sniffed = sniff_format(head)
+    rec["sniffed_format"] = sniffed
+    if size == 0:
+        return _fail(rec, "empty", "empty file (0 bytes)")
+    if head.startswith(_LFS_HEAD):
+        return _fail(rec, "lfs-pointer", "Git LFS pointer, not the image (run `git lfs pull`)")
+    if sniffed is None and _looks_like_text(head):
+        return _fail(rec, "not-image", "not an image: the file is text")
     try:
         with Image.open(path) as im:
             rec["format"] = im.format
-            im.load()
             rec.update(width=im.width, height=im.height, mode=im.mode)
-    except Exception as exc:  # PIL raises many types for broken files
-        rec["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-        return rec
+            rec["frames"] = int(getattr(im, "n_frames", 1) or 1)
+            try:
+                orient = im.getexif().get(0x0112)
+            except Exception:  # a broken EXIF block is not a broken image
+                orient = None
+            rec["exif_orientation"] = int(orient) if isinstance(orient, int) and 1 <= orient <= 8 else 1
+            rec["has_alpha"] = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+            if im.format == "JPEG":
+                scale = WORK_SIDE / max(im.width, im.height)
+                if scale < 1:
+                    # libjpeg decodes straight to 1/2, 1/4 or 1/8 scale: the cost of the
+                    # huffman pass only; pixel hashes below are taken at this decode scale
+                    im.draft("RGB", (max(1, int(im.width * scale)), max(1, int(im.height * scale))))
+            im.load()
+            rec["decoded"] = [im.width, im.height]
+            _measure(im, rec)
+    except UnidentifiedImageError:
+        what = f"{sniffed} data" if sniffed else "unknown data"
+        return _fail(rec, "not-image", f"not a readable image ({what})")
+    except Image.DecompressionBombError as exc:
+        return _fail(rec, "too-large", str(exc).splitlines()[0][:200])
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        kind = "truncated" if "truncated" in msg.lower() or isinstance(exc, EOFError) else "corrupt"
+        return _fail(rec, kind, f"cannot decode: {msg}")
+    except Exception as exc:  # PIL plugins raise many types for hostile files
+        return _fail(rec, "corrupt", f"cannot decode: {type(exc).__name__}: {exc}".splitlines()[0][:200])
     rec["readable"] = True
     return rec
+
+
+def _measure(im, rec: dict[str, Any]) -> None:
+    """Fill hashes and quality scores from the decoded (possibly draft-scaled) image."""
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    # pixel identity: the decoded pixels plus what shapes them, so re-saved metadata
+    # (EXIF, ICC, PNG chunks) does not change it but any pixel change does
+    md5 = hashlib.md5(f"{im.mode}:{im.width}x{im.height}:".encode())
+    md5.update(im.tobytes())
+    rec["pixel_md5"] = md5.hexdigest()
+
+    alpha = None
+    if rec["has_alpha"]:
+        a_img = im.convert("RGBA").getchannel("A") if im.mode not in ("RGBA", "LA") else im.getchannel("A")
+        a = np.asarray(a_img)
+        alpha = a
+        rec["alpha_min"] = int(a.min())
+        rec["alpha_used"] = round(float(np.count_nonzero(a < 255)) / a.size, 4)
+
+    gray_mode = im.mode in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        hi = float(arr.max()) or 1.0
+        im = Image.fromarray(np.clip(arr * (255.0 / hi), 0, 255).astype(np.uint8), "L")
+    rgb = im.convert("RGB")
+    long_side = max(rgb.width, rgb.height)
+    if long_side > WORK_SIDE:
+        f = WORK_SIDE / long_side
+        rgb = rgb.resize((max(1, round(rgb.width * f)), max(1, round(rgb.height * f))), Image.BILINEAR,
+                         reducing_gap=2.0)
+        if alpha is not None:
+            alpha = np.asarray(Image.fromarray(alpha).resize(rgb.size, Image.BILINEAR))
+    rec["work"] = [rgb.width, rgb.height]
+    a8 = np.asarray(rgb)
+    px = a8.reshape(-1, 3).astype(np.float32)
+    if alpha is not None:
+        shown = alpha.reshape(-1) > 0
+        if shown.any():
+            px = px[shown]
+
+    # brightness as cleanvision measures it (perceived luminance, 0..1)
+    lum = np.sqrt(0.241 * px[:, 0] ** 2 + 0.691 * px[:, 1] ** 2 + 0.068 * px[:, 2] ** 2) / 255.0
+    p = np.percentile(lum, [1, 5, 50, 95, 99])
+    rec["brightness"] = {k: round(float(v), 4) for k, v in zip(("p1", "p5", "p50", "p95", "p99"), p)}
+    rec["clip_dark"] = round(float(np.count_nonzero(lum <= 0.02)) / lum.size, 4)
+    rec["clip_light"] = round(float(np.count_nonzero(lum >= 0.98)) / lum.size, 4)
+
+    # colourfulness: the largest channel spread per pixel; JPEG chroma noise on a
+    # black-and-white photo stays within a few levels, real colour goes far beyond
+    spread = px.max(axis=1) - px.min(axis=1)
+    rec["chroma_p99"] = round(float(np.percentile(spread, 99)), 2)
+    rec["chroma_mean"] = round(float(spread.mean()), 2)
+    rec["grayscale"] = bool(gray_mode or rec["chroma_p99"] <= 6.0)
+
+    gray = np.asarray(rgb.convert("L"), dtype=np.float32)
+    rec.update(_sharpness(gray))
+    rec["phash"] = _phash(rgb)
+    rec["dhash"] = _dhash(rgb)
+
+
+def _sharpness(gray) -> dict[str, Any]:
+    """Variance of the 4-neighbour Laplacian, over the whole image and its sharpest cell."""
+    import numpy as np
+
+    h, w = gray.shape
+    if h < 3 or w < 3:
+        return {"lap_var": 0.0, "lap_var_max": 0.0}
+    lap = (gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1])
+    out = {"lap_var": round(float(lap.var()), 2)}
+    lh, lw = lap.shape
+    g = GRID if min(lh, lw) >= GRID * 8 else 1
+    cells = []
+    for i in range(g):
+        for j in range(g):
+            cell = lap[i * lh // g:(i + 1) * lh // g, j * lw // g:(j + 1) * lw // g]
+            cells.append(float(cell.var()))
+    cells.sort()
+    out["lap_var_max"] = round(cells[-1], 2)
+    # the second-sharpest cell guards against one noisy or text-filled corner
+    out["lap_var_2nd"] = round(cells[-2] if len(cells) > 1 else cells[-1], 2)
+    return out
+
+
+def _bits_hex(bits) -> str:
+    """Row-major bits as hex, the way imagehash prints a hash."""
+    flat = [bool(b) for b in bits.reshape(-1)]
+    value = int("".join("1" if b else "0" for b in flat), 2)
+    return f"{value:0{(len(flat) + 3) // 4}x}"
+
+
+_DCT_CACHE: dict[int, Any] = {}
+
+
+def _dct_matrix(n: int):
+    import numpy as np
+
+    m = _DCT_CACHE.get(n)
+    if m is None:
+        k = np.arange(n)[:, None]
+        x = np.arange(n)[None, :]
+        m = 2.0 * np.cos(np.pi * k * (2 * x + 1) / (2 * n))
+        _DCT_CACHE[n] = m
+    return m
+
+
+def _phash(rgb, hash_size: int = 8, factor: int = 4) -> str:
+    """imagehash.phash, bit for bit, without importing scipy (a DCT-II is one matrix product)."""
+    import numpy as np
+    from PIL import Image
+
+    n = hash_size * factor
+    px = np.asarray(rgb.convert("L").resize((n, n), Image.LANCZOS), dtype=np.float64)
+    m = _dct_matrix(n)
+    dct = m @ px @ m.T
+    low = dct[:hash_size, :hash_size]
+    return _bits_hex(low > np.median(low))
+
+
+def _dhash(rgb, hash_size: int = 8) -> str:
+    """imagehash.dhash (row gradients), bit for bit."""
+    import numpy as np
+    from PIL import Image
+
+    px = np.asarray(rgb.convert("L").resize((hash_size + 1, hash_size), Image.LANCZOS))
+    return _bits_hex(px[:, 1:] > px[:, :-1])
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()

@@ -47,7 +47,7 @@ def _root_for_file(path: Path) -> Path:
 
 def resolve_targets(paths: tuple[str, ...], *, config_file: Path | None = None, **overrides) -> list[Target]:
     if not paths:
-        raise KlintError("no PATH given (try `klint data/`)")
+        paths = (".",)  # like ruff: the current folder (pre-commit runs hooks from the repo root)
     if config_file is not None and not config_file.is_file():
         raise KlintError(f"{config_file}: config file not found")
     targets: list[Target] = []

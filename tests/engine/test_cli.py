@@ -93,7 +93,6 @@ def test_full_format_renders_with_rich(ds):
     (["lint", "--select", "bogus", "."], "unknown rule selector 'bogus'"),
     (["rule", "no.such-rule"], "unknown rule"),
     (["lint", "--format", "xml", "."], "Invalid value"),
-    (["lint"], "no PATH given"),
 ])
 def test_bad_input_is_one_line_exit_2(args, needle, tmp_path):
     r = run_cli(args, cwd=tmp_path)
@@ -135,3 +134,9 @@ def test_every_subcommand_answers_help():
             pytest.fail(f"`klint {name}` is routed but not implemented")
         assert r.exit_code == 0, (name, r.stderr)
         assert "Usage:" in r.stdout
+
+
+def test_plugin_adds_a_command():
+    r = run_cli(["hello", "klint"], env=PLUGIN_ENV)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.strip() == "hello klint from a plugin"

@@ -49,3 +49,15 @@ class TST002(Rule):
 @hookimpl
 def klint_get_rules():
     return [TST001, TST002]
+
+
+@hookimpl
+def klint_add_commands(cli):
+    import click
+
+    @cli.command("hello")
+    @click.argument("who", default="world")
+    def hello(who):
+        """Say hello (added by a plugin)."""
+        click.echo(f"hello {who} from a plugin")
+        return 0

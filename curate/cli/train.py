@@ -1,0 +1,166 @@
+"""`klint train PATH`: lint, resolve the recipe, build a TrainJob, hand it to a trainer backend.
+
+Backend-agnostic: the built-in trainer and exporter backends receive the same `TrainJob`.
+No torch import here; the backend imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from curate.errors import KlintError
+from curate.recipes import OPTIMIZERS, RECIPES
+
+# recipe fields a `[train]` table in klint.toml may set (kebab-case keys)
+_TRAIN_KEYS = ("steps", "lr", "rank", "alpha", "optimizer", "weight-decay", "resolution", "base-dtype")
+
+
+def _framing(ctx, item) -> str | None:
+    res = ctx.result("pose", item) if "pose" in ctx.results else None
+    value = res.get("framing") if isinstance(res, dict) else None
+    return str(value) if value else None
+
+
+def build_job(target, *, backend: str, model: str, recipe_name: str | None, overrides: dict, two_stage: bool,
+              out: Path | None, base_dtype: str | None, sample_every: int | None, resume: bool, dry_run: bool,
+              seed: int, force: bool, use_cache: bool = True, show_progress: bool = False):
+    """Lint the dataset and turn it plus the recipe into a TrainJob (raises KlintError on refusal)."""
+    from curate.engine.runner import lint_dataset
+    from curate.recipes import check_recipe, get_recipe
+    from curate.train_job import TrainItem, TrainJob
+
+    cfg = target.config
+    train_cfg = dict(cfg.train or {})
+    name = recipe_name or train_cfg.get("recipe") or ("minimal-4b" if cfg.model == "klein-4b" else "standard")
+    from_file = {k.replace("-", "_"): train_cfg[k] for k in _TRAIN_KEYS if k in train_cfg}
+    from_file.pop("resolution", None)
+    file_dtype = from_file.pop("base_dtype", None)
+    merged = {**from_file, **{k: v for k, v in overrides.items() if v is not None}}
+    if recipe_name is None and "recipe" not in train_cfg:
+        merged.setdefault("model", cfg.model)
+    recipe = get_recipe(name, **merged)
+    for field in ("steps", "rank", "alpha"):
+        if getattr(recipe, field) < 1:
+            raise KlintError(f"--{field} must be >= 1, got {getattr(recipe, field)}")
+    if not recipe.lr > 0:
+        raise KlintError(f"--lr must be > 0, got {recipe.lr}")
+    check_recipe(recipe)
+
+    result = lint_dataset(target.root, cfg, use_cache=use_cache, show_progress=show_progress)
+    errors = [d for d in result.diagnostics if d.severity == "error"]
+    if errors and not force:
+        first = errors[0]
+        where = f"{first.rel}: " if first.rel else ""
+        raise KlintError(f"dataset has {len(errors)} lint error(s), first: {where}{first.code} {first.message} "
+                         f"(run `klint {target.root}` to see them, fix them, or pass --force)")
+    ds = result.dataset
+    items = []
+    for it in ds.images:
+        caption = it.caption_text if it.caption_text is not None else (cfg.trigger or "")
+        items.append(TrainItem(image=it.image.resolve(), rel=it.rel_image, caption=caption.strip(),
+                               framing=_framing(result.context, it), repeats=int(cfg.repeats.get(it.rel_image, 1))))
+    if not items:
+        raise KlintError(f"{target.root}: no images to train on")
+    prompts = train_cfg.get("sample-prompts")
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not prompts:
+        t = cfg.trigger or "a person"
+        prompts = [f"{t}, close-up portrait photo", f"{t}, full-body photo standing in a park"]
+    resolution = cfg.resolution
+    job = TrainJob(
+        dataset_root=Path(ds.root).resolve(), items=tuple(items), recipe=recipe,
+        out_dir=(out or Path("klint-train") / Path(ds.root).resolve().name).resolve(), model=model,
+        trigger=cfg.trigger, resolution=resolution, base_dtype=base_dtype or file_dtype or recipe.base_dtype,
+        two_stage=two_stage, sample_every=sample_every if sample_every is not None else int(train_cfg.get("sample-every", 0)),
+        checkpoint_every=int(train_cfg.get("checkpoint-every", 0)), resume=resume, dry_run=dry_run, seed=seed,
+        sample_prompts=tuple(str(p) for p in prompts),
+    )
+    if two_stage and not job.stage2_items:
+        raise KlintError("--two-stage needs full-body images, and none were found (no pose framing says "
+                         "'full-body'; enable the pose rules so klint can classify framing)")
+    return job
+
+
+def describe(job, backend: str) -> str:
+    r = job.recipe
+    lines = [
+        f"backend     {backend}",
+        f"dataset     {job.dataset_root} ({len(job.items)} images, {job.samples_per_epoch} samples/epoch with repeats)",
+        f"model       {job.model}  ({r.model}, base {job.base_dtype})",
+        f"recipe      {r.name}: {r.optimizer}, lr {r.lr:g}, rank {r.rank}, alpha {r.alpha}, {r.steps} steps, "
+        f"wd {r.weight_decay:g}, {r.lr_schedule} lr",
+        f"resolution  {job.resolution}",
+        f"trigger     {job.trigger or '(none)'}",
+    ]
+    if job.two_stage:
+        lines.append(f"stage 2     {len(job.stage2_items)} full-body images, lr {r.stage2_lr:g}, {r.stage2_steps} steps")
+    lines.append(f"out         {job.out_dir}")
+    return "\n".join(lines) + "\n"
+
+
+@click.command("train")
+@click.argument("path")
+@click.option("--backend", default="builtin", show_default=True, help="Trainer backend (see `klint backends`).")
+@click.option("--model", default=None, metavar="PATH|ID|tiny",
+              help="Diffusers folder, cached hub id, single-file checkpoint, or `tiny` (random test model).")
+@click.option("--recipe", "recipe_name", type=click.Choice(sorted(RECIPES)), default=None,
+              help="Seed recipe (default: from config, else standard; minimal-4b for model klein-4b).")
+@click.option("--steps", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--rank", type=int, default=None)
+@click.option("--alpha", type=int, default=None)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None)
+@click.option("--two-stage", is_flag=True, help="Add stage 2: full-body images only at lower lr.")
+@click.option("--resolution", type=int, default=None, help="Training resolution (default from config, 1024).")
+@click.option("--base-dtype", type=click.Choice(["bf16", "fp8"]), default=None)
+@click.option("--sample-every", type=int, default=None, metavar="N", help="Preview images every N steps.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default ./klint-train/<dataset>).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+@click.option("--dry-run", is_flag=True, help="Resolve and print the plan; train nothing.")
+@click.option("--force", is_flag=True, help="Train even if the dataset has lint errors.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--trigger", default=None, help="Trigger word (overrides config).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--no-cache", is_flag=True, help="Ignore and do not write .klint_cache/ while linting.")
+@click.option("--no-progress", is_flag=True)
+def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimizer, two_stage, resolution,
+              base_dtype, sample_every, out, resume, dry_run, force, seed, trigger, config_file, no_cache,
+              no_progress):
+    """Train a character LoRA on a linted dataset (or export a job for another trainer)."""
+    from curate.backends import get_registry
+    from curate.cli.common import resolve_targets, show_progress
+    from curate.errors import MissingDependency
+
+    if resolution is not None and (resolution < 64 or resolution % 16):
+        raise KlintError(f"--resolution must be a multiple of 16 and >= 64, got {resolution}")
+    if sample_every is not None and sample_every < 0:
+        raise KlintError("--sample-every must be >= 0")
+    registry = get_registry()
+    spec = registry.spec("trainer", backend)
+    missing = spec.missing()
+    if missing and not dry_run:
+        raise MissingDependency(f"backend {backend!r} needs {', '.join(missing)}, which is not installed: "
+                                f"run {spec.install_hint()}")
+    (target,) = resolve_targets((path,), config_file=config_file, trigger=trigger, resolution=resolution)
+    if not Path(target.root).is_dir() or target.only is not None:
+        raise KlintError(f"{path}: expected a dataset folder")
+    if model is None:
+        model = (target.config.train or {}).get("model")
+    if not model:
+        raise KlintError("no --model given (a diffusers folder, a cached hub id such as "
+                         "black-forest-labs/FLUX.2-klein-base-9B, a .safetensors checkpoint, or `tiny`)")
+    job = build_job(target, backend=backend, model=str(model), recipe_name=recipe_name,
+                    overrides=dict(steps=steps, lr=lr, rank=rank, alpha=alpha, optimizer=optimizer),
+                    two_stage=two_stage, out=out, base_dtype=base_dtype, sample_every=sample_every, resume=resume,
+                    dry_run=dry_run, seed=seed, force=force, use_cache=not no_cache,
+                    show_progress=show_progress(no_progress))
+    if dry_run:
+        click.echo(describe(job, backend), nl=False)
+        if missing:
+            click.echo(f"note: backend {backend!r} needs {', '.join(missing)}: run {spec.install_hint()}")
+            return 0
+    return registry.get("trainer", backend).run(job)

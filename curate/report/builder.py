@@ -1,0 +1,505 @@
+"""Build the self-contained HTML report from a lint result and the per-image inspect records."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import os
+import time
+from collections import Counter, defaultdict
+from html import escape
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable
+
+from curate import __version__
+from curate.engine.diagnostic import SEVERITY_ORDER, Diagnostic
+from curate.errors import KlintError
+from curate.report.template import CSS, JS
+
+# (key, heading, what it means)
+FRAMINGS = (
+    ("close", "Close-up", "shoulders up"),
+    ("half", "Half-body", "waist up"),
+    ("full", "Full-body", "head to feet"),
+    ("none", "No person", "no one detected"),
+    ("unknown", "Framing not analysed", "no framing result"),
+)
+FRAMED = ("close", "half", "full")
+LABEL = {k: h for k, h, _ in FRAMINGS}
+# a class within this many points of a third counts as on target
+TOLERANCE = 0.08
+# the curation notes warn when one lighting setup or background holds this share or more
+DOMINANT_SHARE = 0.7
+DISPLAY_MAX = 256  # CSS px of a grid thumbnail's longer side
+COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+                 (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+
+
+def _stem(rel: str) -> str:
+    p = PurePosixPath(rel)
+    return str(p.with_suffix("")) if p.suffix else rel
+
+
+def collect_records(result, records: Iterable[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One record per image: inspect records (or `records`, when given) over basic facts from the scan.
+
+    Returns (records, note); note says why framing/lighting data is absent, or None.
+    """
+    ds = result.dataset
+    images = result.context.results.get("image", {})
+    base: dict[str, dict[str, Any]] = {}
+    for it in ds.images:
+        facts = images.get(it.rel_image) or {}
+        base[it.rel_image] = {
+            "path": ds.display(it.rel_image), "rel": it.rel_image, "key": it.key,
+            "width": facts.get("width"), "height": facts.get("height"), "caption": it.caption_text,
+            "readable": facts.get("readable", True), "abspath": it.image,
+        }
+    note = None
+    if records is None:
+        try:
+            from curate.inspect import inspect_records
+        except ImportError as exc:
+            if exc.name != "curate.inspect":
+                raise
+            note = "framing, lighting and background analysis is not available in this build"
+        else:
+            records = inspect_records(result)
+    if records is not None:
+        for rec in records:
+            rel = rec.get("rel")
+            if rel in base:
+                base[rel].update({k: v for k, v in rec.items() if v is not None or k not in base[rel]})
+    return list(base.values()), note
+
+
+def thumbnail(path: Path, size: int) -> tuple[str, int, int, int, int] | None:
+    """(base64 JPEG, thumb width, thumb height, full width, full height) upright, or None if unreadable."""
+    from io import BytesIO
+
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            full_w, full_h = im.size
+            if im.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that swap the axes
+                full_w, full_h = full_h, full_w
+            im.draft("RGB", (size, size))  # JPEG decodes at a reduced scale: much faster for big photos
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                flat = Image.new("RGB", im.size, (255, 255, 255))
+                flat.paste(im, mask=im.getchannel("A"))
+                im = flat
+            else:
+                im = im.convert("RGB")
+            im.thumbnail((size, size), Image.Resampling.LANCZOS)
+            buf = BytesIO()
+            im.save(buf, "JPEG", quality=80, optimize=True)
+    except Exception:  # any broken image still gets a card, just without a picture
+        return None
+    return base64.b64encode(buf.getvalue()).decode("ascii"), im.width, im.height, full_w, full_h
+
+
+def _fmt_pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts per framing and, for the three framed classes, how far each is from a third."""
+    counts = Counter(r.get("framing") if r.get("framing") in LABEL else "unknown" for r in records)
+    framed = sum(counts[k] for k in FRAMED)
+    rows = []
+    for k in FRAMED:
+        c = counts[k]
+        share = c / framed if framed else 0.0
+        if not framed:
+            status, delta = "n/a", 0
+        elif share < 1 / 3 - TOLERANCE:
+            # adding k shots of this class: (c + k) / (framed + k) >= 1/3
+            status, delta = "low", max(1, math.ceil((framed - 3 * c) / 2))
+        elif share > 1 / 3 + TOLERANCE:
+            status, delta = "high", max(1, round(c - framed / 3))
+        else:
+            status, delta = "ok", 0
+        rows.append({"key": k, "count": c, "share": share, "status": status, "delta": delta})
+    return {"counts": counts, "framed": framed, "rows": rows}
+
+
+def clusters(records: list[dict[str, Any]], field: str, key: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        info = r.get(field)
+        if isinstance(info, dict) and info.get(key) is not None:
+            label = str(info[key])
+            if field == "background":
+                label = f"Background {label}" if str(info[key]).lstrip("-").isdigit() else label
+            groups[label].append(r)
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+
+
+def _overlay(rec: dict[str, Any]) -> str:
+    w, h = _num(rec.get("width")), _num(rec.get("height"))
+    if not w or not h:
+        return ""
+    unit = max(w, h) / 200  # stroke/radius in image pixels that look ~1 CSS px on the thumbnail
+    parts: list[str] = []
+    box = rec.get("subject_box")
+    if isinstance(box, (list, tuple)) and len(box) == 4 and all(_num(v) is not None for v in box):
+        x0, y0, x1, y1 = (float(v) for v in box)
+        parts.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" fill="none" '
+                     f'stroke="#ffd400" stroke-width="{2 * unit:.1f}"/>')
+    kps = rec.get("keypoints")
+    people: list[Any] = []
+    if isinstance(kps, list) and kps:
+        nested = isinstance(kps[0], list) and kps[0] and isinstance(kps[0][0], (list, tuple))
+        people = kps if nested else [kps]
+    for person in people:
+        pts: list[tuple[float, float] | None] = []
+        for p in person if isinstance(person, list) else ():
+            ok = isinstance(p, (list, tuple)) and len(p) >= 2 and _num(p[0]) is not None and _num(p[1]) is not None
+            if ok and (len(p) < 3 or (_num(p[2]) or 0) >= 0.3) and (p[0] > 0 or p[1] > 0):
+                pts.append((float(p[0]), float(p[1])))
+            else:
+                pts.append(None)
+        if len(pts) == 17:
+            for a, b in COCO_SKELETON:
+                if pts[a] and pts[b]:
+                    parts.append(f'<line x1="{pts[a][0]:.1f}" y1="{pts[a][1]:.1f}" x2="{pts[b][0]:.1f}" '
+                                 f'y2="{pts[b][1]:.1f}" stroke="#00e0ff" stroke-width="{1.5 * unit:.1f}"/>')
+        for pt in pts:
+            if pt:
+                parts.append(f'<circle cx="{pt[0]:.1f}" cy="{pt[1]:.1f}" r="{2.2 * unit:.1f}" fill="#ff3d7f"/>')
+    if not parts:
+        return ""
+    return (f'<svg viewBox="0 0 {w:.0f} {h:.0f}" preserveAspectRatio="none" aria-hidden="true">'
+            + "".join(parts) + "</svg>")
+
+
+class _Page:
+    """Accumulates the HTML; thumbnails are defined once as CSS classes and reused everywhere."""
+
+    def __init__(self, result, records, note, thumb_size: int):
+        self.result, self.records, self.note, self.size = result, records, note, thumb_size
+        self.thumbs: dict[str, tuple[str, int, int, int, int] | None] = {}
+        self.css_class: dict[str, str] = {}
+        for i, rec in enumerate(records):
+            t = thumbnail(rec["abspath"], thumb_size) if rec.get("abspath") else None
+            self.thumbs[rec["rel"]] = t
+            self.css_class[rec["rel"]] = f"t{i}"
+            if t is not None and not (_num(rec.get("width")) and _num(rec.get("height"))):
+                rec["width"], rec["height"] = t[3], t[4]
+        self.by_key: dict[str, list[Diagnostic]] = defaultdict(list)
+        self.dataset_level: list[Diagnostic] = []
+        keys = {rec["key"] for rec in records}
+        for d in result.diagnostics:
+            k = _stem(d.rel) if d.rel else None
+            if k in keys:
+                self.by_key[k].append(d)
+            else:
+                self.dataset_level.append(d)
+
+    # -- pieces -----------------------------------------------------------------------------------
+    def thumb_css(self) -> str:
+        out = []
+        for rel, t in self.thumbs.items():
+            if t is not None:
+                out.append(f'.{self.css_class[rel]}{{background-image:url("data:image/jpeg;base64,{t[0]}")}}')
+        return "\n".join(out)
+
+    def mini(self, rec: dict[str, Any]) -> str:
+        cls = self.css_class[rec["rel"]]
+        name = escape(rec["path"])
+        return f'<div class="mini {cls}" title="{name}" role="img" aria-label="{name}"></div>'
+
+    def header(self) -> str:
+        ds, cfg = self.result.dataset, self.result.context.config
+        diags = self.result.diagnostics
+        sev = Counter(d.severity for d in diags)
+        fixable = sum(1 for d in diags if d.fix is not None)
+        if sev["error"]:
+            verdict, vclass = "Not ready to train", "error"
+            why = f"{_plural(sev['error'], 'error')} to fix first"
+        elif sev["warning"]:
+            verdict, vclass = "Trainable, with warnings", "warning"
+            why = f"{_plural(sev['warning'], 'warning')} worth a look"
+        else:
+            verdict, vclass = "Ready to train", "ok"
+            why = "no errors or warnings"
+        if fixable:
+            why += f"; {fixable} fixable with <code>klint fix</code>"
+        name = Path(ds.root).resolve().name or str(ds.root)
+        trigger = escape(cfg.trigger) if cfg.trigger else '<span class="sub">not set</span>'
+        captions = sum(1 for it in ds.images if it.caption_text is not None)
+        stats = [
+            ("", len(ds.images), "images"),
+            ("", captions, "captioned"),
+            ("error", sev["error"], "errors"),
+            ("warning", sev["warning"], "warnings"),
+            ("info", sev["info"], "notes"),
+        ]
+        stat_html = "".join(f'<div class="stat {c}"><b>{n}</b><span>{escape(label)}</span></div>' for c, n, label in stats)
+        return (
+            '<header class="top"><div>'
+            f'<h1>{escape(name)}</h1>'
+            f'<div class="where"><span class="mono">{escape(ds.display_root or str(ds.root))}</span> · trigger '
+            f'<b class="mono">{trigger}</b> · {escape(cfg.model)} · {cfg.resolution}px</div>'
+            f'</div><div class="verdict {vclass}">{verdict}<small>{why}</small></div></header>'
+            f'<div class="stats">{stat_html}</div>'
+        )
+
+    def composition(self) -> str:
+        comp = composition(self.records)
+        counts, framed = comp["counts"], comp["framed"]
+        parts = ['<section id="composition"><h2>Composition</h2>']
+        parts.append('<div class="sub small">Target: a third each of close-ups, half-body and full-body shots '
+                     '(dashed lines mark ⅓ and ⅔).</div>')
+        if framed:
+            segs = "".join(
+                f'<div class="seg {r["key"]}" style="width:{100 * r["count"] / framed:.3f}%" '
+                f'title="{LABEL[r["key"]]}: {r["count"]}">{LABEL[r["key"]]} {r["count"]}</div>'
+                for r in comp["rows"] if r["count"])
+        else:
+            n = len(self.records)
+            segs = f'<div class="seg unknown" style="width:100%">no framed images ({n} total)</div>'
+        markers = ''.join(f'<div class="target" style="left:{p:.3f}%"><span>{t}</span></div>'
+                          for p, t in ((100 / 3, "⅓"), (200 / 3, "⅔")))
+        parts.append(f'<div class="bar-wrap"><div class="bar">{segs}</div>{markers}</div>')
+        parts.append('<div class="target-bar"><div class="seg close"></div><div class="seg half"></div>'
+                     '<div class="seg full"></div></div>')
+        rows = []
+        missing = []
+        for r in comp["rows"]:
+            k = r["key"]
+            label = LABEL[k]
+            if r["status"] == "low":
+                status = f'<span class="status-low">short: add ~{r["delta"]}</span>'
+                missing.append(f'~{r["delta"]} {label.lower()} shot{"s" if r["delta"] != 1 else ""}')
+            elif r["status"] == "high":
+                status = f'<span class="status-high">over by ~{r["delta"]}</span>'
+            elif r["status"] == "ok":
+                status = '<span class="status-ok">on target</span>'
+            else:
+                status = '<span class="sub">n/a</span>'
+            rows.append(f'<tr><td><span class="dot {k}"></span>{label} <span class="sub small">'
+                        f'{escape(dict((a, c) for a, _, c in FRAMINGS)[k])}</span></td>'
+                        f'<td class="num">{r["count"]}</td><td class="num">{_fmt_pct(r["share"]) if framed else "–"}</td>'
+                        f'<td class="num">33%</td><td>{status}</td></tr>')
+        for k in ("none", "unknown"):
+            if counts[k]:
+                rows.append(f'<tr><td><span class="dot {k}"></span>{LABEL[k]}</td><td class="num">{counts[k]}</td>'
+                            f'<td class="num sub">–</td><td class="num sub">–</td>'
+                            f'<td class="sub">not counted in the mix</td></tr>')
+        parts.append('<table class="comp"><thead><tr><th>Framing</th><th class="num">Images</th>'
+                     '<th class="num">Share</th><th class="num">Target</th><th>Status</th></tr></thead><tbody>'
+                     + "".join(rows) + "</tbody></table>")
+        if missing:
+            parts.append(f'<p class="missing"><b>Missing:</b> {", ".join(missing)} to reach a third each.</p>')
+        elif framed:
+            parts.append('<p class="sub">Each framing is within 8 points of a third.</p>')
+        if self.note:
+            parts.append(f'<p class="sub small">{escape(self.note)}.</p>')
+        parts.append("</section>")
+        return "".join(parts)
+
+    def cluster_block(self, title: str, field: str, key: str, explain: str) -> str:
+        groups = clusters(self.records, field, key)
+        total = sum(len(g) for _, g in groups)
+        out = [f'<div><h2>{escape(title)}</h2>']
+        if not groups:
+            out.append('<p class="sub">Not analysed for this dataset.</p></div>')
+            return "".join(out)
+        out.append(f'<p class="sub small">{_plural(len(groups), "cluster")} over {_plural(total, "image")}. '
+                   f'{escape(explain)}</p>')
+        for label, members in groups:
+            share = len(members) / total
+            dominant = share >= DOMINANT_SHARE and total > 1
+            tag = '<span class="tag">dominates</span>' if dominant else ""
+            strip = "".join(self.mini(r) for r in sorted(members, key=lambda r: r["rel"]))
+            out.append(
+                f'<div class="cluster{" dominant" if dominant else ""}"><div class="cluster-head">'
+                f'<h3>{escape(label)}{tag}</h3><span class="sub">{_plural(len(members), "image")} · '
+                f'{_fmt_pct(share)}</span></div><div class="share"><div style="width:{100 * share:.1f}%"></div></div>'
+                f'<div class="strip">{strip}</div></div>')
+        out.append("</div>")
+        return "".join(out)
+
+    def variety(self) -> str:
+        return ('<section id="variety"><div class="clusters">'
+                + self.cluster_block("Lighting", "lighting", "bucket",
+                                     "The seed recipe wants at least 3 different lighting setups.")
+                + self.cluster_block("Backgrounds", "background", "cluster",
+                                     "Varied backgrounds keep the scene out of the identity.")
+                + "</div></section>")
+
+    def diag_items(self, diags: Iterable[Diagnostic], with_path: bool = False) -> str:
+        out = []
+        for d in sorted(diags, key=lambda d: (SEVERITY_ORDER[d.severity], d.code)):
+            fix = ""
+            if d.fix is not None:
+                fix = f' <span class="chip">fix: {escape(d.fix.applicability)}</span>'
+            related = ""
+            if d.related:
+                related = f' <span class="sub small">(with {escape(", ".join(d.related))})</span>'
+            where = f'<span class="mono">{escape(d.path)}</span>: ' if with_path and d.rel else ""
+            out.append(f'<li class="{escape(d.severity)}"><span class="sev {escape(d.severity)}">{escape(d.severity)}</span>'
+                       f'<code>{escape(d.code)}</code> <span class="rule">{escape(d.name)}</span><br>'
+                       f'{where}{escape(d.message)}{fix}{related}</li>')
+        return f'<ul class="diags">{"".join(out)}</ul>'
+
+    def card(self, rec: dict[str, Any]) -> str:
+        diags = self.by_key.get(rec["key"], [])
+        worst = min((SEVERITY_ORDER[d.severity] for d in diags), default=None)
+        sev = {0: "error", 1: "warning", 2: "info"}.get(worst, "none")
+        t = self.thumbs.get(rec["rel"])
+        name = escape(rec["path"])
+        if t is not None:
+            scale = min(1.0, DISPLAY_MAX / max(t[1], t[2]))
+            w, h = round(t[1] * scale), round(t[2] * scale)
+            thumb = (f'<div class="thumb {self.css_class[rec["rel"]]}" style="width:{w}px;height:{h}px" role="img" '
+                     f'aria-label="{name}">{_overlay(rec)}</div>')
+        else:
+            thumb = (f'<div class="thumb broken" style="width:{DISPLAY_MAX}px;height:{DISPLAY_MAX * 2 // 3}px">'
+                     'image could not be read</div>')
+        framing = rec.get("framing") if rec.get("framing") in LABEL else "unknown"
+        chips = []
+        conf = _num(rec.get("framing_confidence"))
+        chips.append(f'<span class="chip {framing}">{LABEL[framing].lower()}'
+                     f'{f" · {conf:.2f}" if conf is not None else ""}</span>')
+        if _num(rec.get("width")) and _num(rec.get("height")):
+            chips.append(f'<span class="chip">{int(rec["width"])}×{int(rec["height"])}</span>')
+        people = _num(rec.get("people"))
+        if people is not None:
+            chips.append(f'<span class="chip">{_plural(int(people), "person", "people")}</span>')
+        frac = _num(rec.get("subject_fraction"))
+        if frac is not None:
+            chips.append(f'<span class="chip">subject {_fmt_pct(frac)}</span>')
+        head = _num(rec.get("head_height_px"))
+        if head is not None:
+            chips.append(f'<span class="chip">head {head:.0f}px</span>')
+        if rec.get("face_visible") is not None:
+            chips.append(f'<span class="chip">face {"visible" if rec["face_visible"] else "not visible"}</span>')
+        light = rec.get("lighting")
+        if isinstance(light, dict) and light.get("bucket") is not None:
+            chips.append(f'<span class="chip">light: {escape(str(light["bucket"]))}</span>')
+        bg = rec.get("background")
+        if isinstance(bg, dict) and bg.get("cluster") is not None:
+            chips.append(f'<span class="chip">background {escape(str(bg["cluster"]))}</span>')
+        repeats = _num(rec.get("repeats"))
+        if repeats is not None and repeats != 1:
+            chips.append(f'<span class="chip">×{int(repeats)} repeats</span>')
+        cap = rec.get("caption")
+        if cap is None:
+            caption = '<p class="caption missing-cap">no caption</p>'
+        else:
+            caption = f'<p class="caption">{escape(cap)}</p>'
+        body = self.diag_items(diags) if diags else '<div class="clean">✓ no problems</div>'
+        text = escape(f'{rec["path"]} {cap or ""}'.lower())
+        return (f'<article class="card sev-{sev}" data-sev="{sev}" data-text="{text}">{thumb}'
+                f'<div class="info"><div class="name">{name}</div><div class="meta">{"".join(chips)}</div>'
+                f'{caption}{body}</div></article>')
+
+    def grid(self) -> str:
+        by_framing: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for rec in self.records:
+            f = rec.get("framing") if rec.get("framing") in LABEL else "unknown"
+            by_framing[f].append(rec)
+        has_overlay = any(_overlay(r) for r in self.records)
+        toolbar = ('<div class="toolbar"><button class="on" data-filter="all">All</button>'
+                   '<button data-filter="problems">With problems</button>'
+                   '<button data-filter="error">Errors</button><button data-filter="warning">Warnings</button>'
+                   '<input type="search" id="search" placeholder="Filter by file name or caption">')
+        if has_overlay:
+            toolbar += '<label><input type="checkbox" id="overlay"> pose overlay</label>'
+        toolbar += "</div>"
+        out = [f'<section id="images"><h2>Images by framing</h2>{toolbar}']
+        for k, heading, meaning in FRAMINGS:
+            recs = sorted(by_framing.get(k, []), key=lambda r: r["rel"])
+            if not recs:
+                continue
+            out.append(f'<div class="group" id="group-{k}"><h3><span class="dot {k}"></span>{heading}'
+                       f' <span class="count">(<span class="shown">{len(recs)}</span>) · {escape(meaning)}</span></h3>'
+                       f'<div class="cards">{"".join(self.card(r) for r in recs)}</div></div>')
+        if not self.records:
+            out.append('<p class="sub">No images found.</p>')
+        out.append("</section>")
+        return "".join(out)
+
+    def dataset_section(self) -> str:
+        diags = self.result.diagnostics
+        out = ['<section id="dataset"><h2>Dataset-level findings</h2>']
+        if self.dataset_level:
+            out.append(self.diag_items(self.dataset_level, with_path=True))
+        else:
+            out.append('<p class="clean">✓ nothing beyond the per-image findings</p>')
+        if diags:
+            per_rule: dict[tuple[str, str, str], int] = Counter((d.code, d.name, d.severity) for d in diags)
+            rows = "".join(
+                f'<tr><td><span class="sev {escape(s)}">{escape(s)}</span></td><td><code>{escape(c)}</code></td>'
+                f'<td>{escape(n)}</td><td class="num">{k}</td></tr>'
+                for (c, n, s), k in sorted(per_rule.items(), key=lambda kv: (SEVERITY_ORDER[kv[0][2]], -kv[1], kv[0][0])))
+            out.append('<h3 style="margin-top:16px">By rule</h3><table><thead><tr><th>Severity</th><th>Code</th>'
+                       f'<th>Rule</th><th class="num">Count</th></tr></thead><tbody>{rows}</tbody></table>'
+                       '<p class="sub small">Details: <code>klint rule CODE</code>.</p>')
+        out.append("</section>")
+        return "".join(out)
+
+    def render(self) -> str:
+        js_hash = base64.b64encode(hashlib.sha256(JS.encode("utf-8")).digest()).decode("ascii")
+        # nothing may load from outside, and only our own script may run, even if escaping ever slipped
+        csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{js_hash}'")
+        title = f"klint report · {Path(self.result.dataset.root).resolve().name}"
+        stamp = time.strftime("%Y-%m-%d %H:%M")
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{escape(title)}</title><style>{CSS}\n{self.thumb_css()}</style></head>'
+            f'<body><main>{self.header()}{self.composition()}{self.variety()}{self.grid()}{self.dataset_section()}'
+            f'<footer>klint {escape(__version__)} · {stamp}</footer></main><script>{JS}</script></body></html>\n'
+        )
+
+
+def build_report(result, *, thumb_size: int = 256, records: list[dict[str, Any]] | None = None) -> str:
+    """The report page as one HTML string. `records` overrides `collect_records(result)` (for tests)."""
+    records, note = collect_records(result, records)
+    return _Page(result, records, note, thumb_size).render()
+
+
+def write_report(result, output: Path, *, thumb_size: int = 256) -> Path:
+    """Build and atomically write the report; refuses to replace anything but a file."""
+    from curate.fix.apply import atomic_write
+
+    output = Path(output)
+    if output.is_dir():
+        raise KlintError(f"{output}: is a directory; give a file name like report.html")
+    if not output.parent.is_dir():
+        raise KlintError(f"{output.parent}: output folder does not exist")
+    try:
+        ds_root = Path(result.dataset.root).resolve()
+        inside = output.resolve().is_relative_to(ds_root)
+    except OSError:
+        inside = False
+    if inside and output.exists() and output.suffix.lower() not in (".html", ".htm"):
+        raise KlintError(f"{output}: refusing to overwrite a non-HTML file inside the dataset")
+    html = build_report(result, thumb_size=thumb_size)
+    if output.exists():
+        mode = output.stat().st_mode & 0o7777
+    else:
+        mask = os.umask(0)  # mkstemp files are 0600; a report is meant to be shared like any new file
+        os.umask(mask)
+        mode = 0o666 & ~mask
+    try:
+        atomic_write(output, html.encode("utf-8"), mode)
+    except OSError as exc:
+        raise KlintError(f"{output}: cannot write report ({exc.strerror or exc})") from None
+    return output
