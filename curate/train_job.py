@@ -43,6 +43,7 @@ class TrainJob:
     dry_run: bool = False
     seed: int = 0
     sample_prompts: tuple[str, ...] = ()
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # backend flags: run, tool_path
 
     @property
     def stage2_items(self) -> tuple[TrainItem, ...]:

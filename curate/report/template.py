@@ -37,7 +37,7 @@ header.top .where { color: var(--muted); margin-top: 4px; word-break: break-all;
 .stat.error b { color: var(--error); } .stat.warning b { color: var(--warning); } .stat.info b { color: var(--info); }
 
 /* composition */
-.bar-wrap { position: relative; margin: 26px 0 8px; }
+.bar-wrap { position: relative; margin: 26px 0 14px; }
 .bar { display: flex; height: 34px; border-radius: 7px; overflow: hidden; background: #eef1f4; }
 .seg { display: flex; align-items: center; justify-content: center; color: #fff; font-weight: 600; font-size: 12.5px;
   white-space: nowrap; overflow: hidden; }
@@ -46,8 +46,6 @@ header.top .where { color: var(--muted); margin-top: 4px; word-break: break-all;
 .seg.unknown, .dot.unknown { background: var(--unknown); color: var(--ink); }
 .target { position: absolute; top: -20px; bottom: -6px; width: 0; border-left: 2px dashed var(--ink); }
 .target span { position: absolute; top: 0; left: 4px; font-size: 11px; color: var(--ink); white-space: nowrap; }
-.target-bar { display: flex; height: 6px; margin-top: 10px; border-radius: 3px; overflow: hidden; opacity: .45; }
-.target-bar div { flex: 1; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-size: 12px; color: var(--muted); font-weight: 600; text-transform: uppercase; letter-spacing: .04em; }
@@ -60,16 +58,20 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 
 /* clusters */
 .clusters { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; }
-.cluster { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; margin-bottom: 10px; }
+.cluster { border: 1px solid var(--line); border-radius: 8px; padding: 8px 12px; margin-bottom: 8px; }
 .cluster.dominant { border-color: var(--warning); background: #fffaf0; }
-.cluster-head { display: flex; justify-content: space-between; align-items: baseline; gap: 8px; margin-bottom: 8px; }
+.cluster-head { display: flex; align-items: baseline; gap: 10px; margin-bottom: 6px; }
+.cluster-head h3 { flex: 0 0 auto; }
+.cluster-head > .sub:last-child { margin-left: auto; white-space: nowrap; }
+.swatch { display: inline-block; width: 11px; height: 11px; border-radius: 3px; margin-right: 5px; vertical-align: -1px;
+  border: 1px solid rgba(0,0,0,.15); }
 .share { height: 5px; background: #eef1f4; border-radius: 3px; margin: -2px 0 8px; overflow: hidden; }
 .share div { height: 100%; background: var(--info); }
 .cluster.dominant .share div { background: var(--warning); }
 .tag { display: inline-block; font-size: 11px; font-weight: 600; padding: 1px 7px; border-radius: 10px;
   background: var(--warning); color: #fff; margin-left: 6px; }
 .strip { display: flex; flex-wrap: wrap; gap: 4px; }
-.mini { width: 54px; height: 54px; border-radius: 5px; background-size: cover; background-position: center;
+.mini { width: 46px; height: 46px; border-radius: 5px; background-size: cover; background-position: center;
   background-color: #dde2e7; }
 
 /* grid */
@@ -151,6 +153,8 @@ JS = r"""
   var overlay = document.getElementById("overlay");
   if (overlay) overlay.addEventListener("change", function () { document.body.classList.toggle("overlay", overlay.checked); });
   document.body.classList.add("js");
-  apply();
+  // a link like report.html#error opens with that filter on
+  var start = document.querySelector('.toolbar button[data-filter="' + location.hash.slice(1) + '"]');
+  if (start) start.click(); else apply();
 })();
 """

@@ -7,6 +7,7 @@ An exporter never writes outside `--out` and never moves a user's file: images a
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -236,11 +237,58 @@ def yaml_dump(data: Any) -> str:
     return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
 
 
-def toml_dump(data: dict[str, Any], header: Sequence[str] = ()) -> str:
-    import tomli_w
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # JSON's escapes are valid in TOML basic strings
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
-    lines = "".join(f"# {h}\n" for h in header)
-    return lines + ("\n" if lines else "") + tomli_w.dumps(data)
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+
+def _is_table_array(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+def toml_dump(data: dict[str, Any], header: Sequence[str] = (), inline: Sequence[str] = ("text_encoders",)) -> str:
+    """TOML in the shape the tools' docs show: `[table]`, `[[array]]` always, chosen keys inline.
+
+    (tomli_w switches between inline and `[[...]]` by line length, so a long path would change the layout.)
+    """
+    lines = [f"# {h}" for h in header]
+    if lines:
+        lines.append("")
+
+    def emit(table: dict[str, Any], path: str) -> None:
+        nested = []
+        for k, v in table.items():
+            if (isinstance(v, dict) or _is_table_array(v)) and k not in inline:
+                nested.append((k, v))
+            else:
+                lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+        for k, v in nested:
+            sub = f"{path}.{_toml_key(k)}" if path else _toml_key(k)
+            if isinstance(v, dict):
+                lines.extend(["", f"[{sub}]"])
+                emit(v, sub)
+            else:
+                for entry in v:
+                    lines.extend(["", f"[[{sub}]]"])
+                    emit(entry, sub)
+
+    emit(data, "")
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
 
 
 # ----------------------------------------------------------------------------- commands
@@ -391,6 +439,9 @@ class Exporter:
     def write(self, ex: Export) -> list[str]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def validate(self, job: Any) -> None:
+        """Refuse what the tool cannot express, before anything is written."""
+
     def model_paths(self, job: Any, o: dict[str, Any]) -> dict[str, str]:
         """Paths that must exist on this machine unless --dry-run."""
         return {"--model": str(job.model)}
@@ -404,6 +455,7 @@ class Exporter:
         dry_run = bool(getattr(job, "dry_run", False))
         if dry_run and o.get("run"):
             raise KlintError("--dry-run and --run cannot be combined")
+        self.validate(job)
         check_model_paths(self.model_paths(job, o), dry_run)
         tool_dir = None
         if o.get("run"):

@@ -1,0 +1,123 @@
+"""Dataset-wide variety: lighting buckets, background clusters, Vendi scores.
+
+Vendi score = exp(Shannon entropy of the eigenvalues of K/n) for a similarity matrix K with
+unit diagonal: 1 when all items are alike, k for k equally sized, fully distinct groups. It
+reads as "the effective number of different lightings / backgrounds".
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Sequence
+
+BG_SIMILAR = 0.80  # Bhattacharyya coefficient above which two backgrounds are "the same place"
+
+
+def vendi(K) -> float:
+    import numpy as np
+
+    K = np.asarray(K, dtype=np.float64)
+    n = K.shape[0]
+    if n == 0:
+        return 0.0
+    lam = np.linalg.eigvalsh(K / n)
+    lam = lam[lam > 1e-12]
+    return float(math.exp(-(lam * np.log(lam)).sum()))
+
+
+def entropy_effective(counts: Sequence[int]) -> float:
+    """exp(Shannon entropy) of a count distribution."""
+    total = sum(counts)
+    if total == 0:
+        return 0.0
+    return math.exp(-sum(c / total * math.log(c / total) for c in counts if c))
+
+
+def cluster(sim, threshold: float) -> list[int]:
+    """Average-linkage agglomerative clustering on a similarity matrix; labels by size."""
+    import numpy as np
+
+    S = np.array(sim, dtype=np.float64)
+    n = S.shape[0]
+    groups: list[list[int]] = [[i] for i in range(n)]
+    while len(groups) > 1:
+        best, pair = -1.0, None
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                s = float(S[np.ix_(groups[a], groups[b])].mean())
+                if s > best:
+                    best, pair = s, (a, b)
+        if pair is None or best < threshold:
+            break
+        a, b = pair
+        groups[a] = groups[a] + groups[b]
+        del groups[b]
+    groups.sort(key=lambda g: (-len(g), min(g)))
+    labels = [0] * n
+    for k, g in enumerate(groups):
+        for i in g:
+            labels[i] = k
+    return labels
+
+
+def lighting_summary(lightings: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    import numpy as np
+
+    buckets = Counter(l["bucket"] for l in lightings)
+    n = sum(buckets.values())
+    out: dict[str, Any] = {"n": n, "buckets": dict(buckets.most_common()), "distinct": len(buckets),
+                           "largest": None, "largest_share": 0.0, "effective": 0.0, "vendi": 0.0}
+    if not n:
+        return out
+    top, cnt = buckets.most_common(1)[0]
+    out.update(largest=top, largest_share=round(cnt / n, 3), effective=round(entropy_effective(list(buckets.values())), 2))
+    # continuous view: RBF kernel on scaled descriptors (so near-identical setups count as one)
+    feats = []
+    for l in lightings:
+        cct = l.get("cct") or 6500
+        feats.append([l["brightness"][1] / 0.12, l["contrast"] / 25.0, l["balance"] / 0.1, (1e6 / cct) / 25.0])
+    F = np.array(feats)
+    d2 = ((F[:, None, :] - F[None, :, :]) ** 2).sum(-1)
+    out["vendi"] = round(vendi(np.exp(-d2 / 2.0)), 2)
+    return out
+
+
+def background_summary(hists: Sequence[Sequence[float]], threshold: float = BG_SIMILAR) -> dict[str, Any]:
+    import numpy as np
+
+    n = len(hists)
+    if n == 0:
+        return {"n": 0, "labels": [], "clusters": 0, "largest_share": 0.0, "vendi": 0.0, "sizes": []}
+    X = np.array(hists, dtype=np.float64)
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    S = np.clip(X @ X.T, 0.0, 1.0)
+    labels = cluster(S, threshold)
+    sizes = [c for _, c in sorted(Counter(labels).items())]
+    return {"n": n, "labels": labels, "clusters": len(sizes), "sizes": sizes,
+            "largest_share": round(max(sizes) / n, 3), "vendi": round(vendi(S), 2)}
+
+
+def dataset_variety(ctx) -> dict[str, Any]:
+    """Lighting and background summaries for the whole dataset, computed once per lint."""
+    memo = getattr(ctx, "_klint_variety", None)
+    if memo is not None:
+        return memo
+    rels, lightings, hists = [], [], []
+    for item in ctx.dataset.images:
+        res = ctx.result("scene", item)
+        if not res:
+            continue
+        rels.append(item.rel_image)
+        lightings.append(res["lighting"])
+        hists.append(res["background"]["hist"])
+    bg = background_summary(hists)
+    memo = {
+        "lighting": lighting_summary(lightings),
+        "background": bg,
+        "bucket_of": {r: l["bucket"] for r, l in zip(rels, lightings)},
+        "cluster_of": dict(zip(rels, bg["labels"])),
+        "rels": rels,
+    }
+    ctx._klint_variety = memo
+    return memo

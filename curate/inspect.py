@@ -1,0 +1,91 @@
+"""Per-image records of what the vision analyses found: the public `klint inspect` contract.
+
+Keys (stable): path, rel, width, height, framing, framing_confidence, people, repeats,
+subject_box, subject_fraction, face_visible, head_height_px, keypoints, lighting, background,
+caption; extras: face_reason, extent_visible, extent_frame, others, error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VISION = ("image", "pose", "framing", "scene")
+
+
+def ensure_vision(result, use_cache: bool = True) -> None:
+    """Run the vision analyses on a lint result whose rules did not need them."""
+    ctx = result.context
+    missing = {n for n in VISION if n not in ctx.results}
+    if not missing:
+        return
+    from curate.analysis.cache import Cache
+    from curate.engine.runner import run_analyses
+
+    cache = Cache(ctx.dataset.root, enabled=use_cache)
+    run_analyses(ctx, missing, cache)
+    cache.save({it.rel_image for it in ctx.dataset.items if it.image is not None})
+
+
+def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
+    """One record per image, in dataset order."""
+    from curate.analysis.variety import dataset_variety
+
+    ensure_vision(result, use_cache=use_cache)
+    ctx = result.context
+    ds = ctx.dataset
+    variety = dataset_variety(ctx)
+    repeats = ctx.config.repeats or {}
+    records = []
+    for item in ds.images:
+        rel = item.rel_image
+        fr = ctx.result("framing", item) or {}
+        pose = ctx.result("pose", item) or {}
+        scene = ctx.result("scene", item) or {}
+        img = ctx.result("image", item) or {}
+        rec: dict[str, Any] = {
+            "path": ds.display(rel),
+            "rel": rel,
+            "width": pose.get("width") or img.get("width"),
+            "height": pose.get("height") or img.get("height"),
+            "framing": fr.get("framing", "none"),
+            "framing_confidence": fr.get("framing_confidence", 0.0),
+            "people": fr.get("people", 0),
+            "repeats": int(repeats.get(rel, 1)),
+            "subject_box": fr.get("subject_box"),
+            "subject_fraction": fr.get("subject_fraction", 0.0),
+            "face_visible": fr.get("face_visible"),
+            "face_reason": fr.get("face_reason"),
+            "head_height_px": fr.get("head_height_px"),
+            "keypoints": fr.get("keypoints"),
+            "extent_visible": fr.get("extent_visible"),
+            "extent_frame": fr.get("extent_frame"),
+            "others": fr.get("others", []),
+            "lighting": scene.get("lighting"),
+            "background": None,
+            "caption": item.caption_text,
+        }
+        if scene.get("background"):
+            bg = {k: v for k, v in scene["background"].items() if k != "hist"}
+            bg["cluster"] = variety["cluster_of"].get(rel)
+            rec["background"] = bg
+        if not pose:
+            rec["error"] = img.get("error") or "image could not be analysed"
+        records.append(rec)
+    return records
+
+
+def summary(records: list[dict[str, Any]], variety: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Dataset-level counts for the table footer and JSON output."""
+    counts = {"close": 0, "half": 0, "full": 0, "none": 0}
+    eff = dict(counts)
+    for r in records:
+        f = r["framing"] if r["framing"] in counts else "none"
+        counts[f] += 1
+        eff[f] += r.get("repeats", 1)
+    out: dict[str, Any] = {"images": len(records), "framing": counts, "framing_with_repeats": eff}
+    if variety:
+        li, bg = variety["lighting"], variety["background"]
+        out["lighting"] = {"distinct": li["distinct"], "largest_share": li["largest_share"], "vendi": li["vendi"],
+                           "buckets": li["buckets"]}
+        out["background"] = {"clusters": bg["clusters"], "largest_share": bg["largest_share"], "vendi": bg["vendi"]}
+    return out

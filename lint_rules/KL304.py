@@ -1,0 +1,32 @@
+from curate.engine.rule import Rule
+
+
+class KL304(Rule):
+    """Subject's face is not visible: turned away, covered, or cut by the frame.
+
+    Why: identity lives in the face; a photo of the back of the head, a face behind a phone or
+    a crop that cuts the face off teaches the trigger the clothes and body but not who it is.
+    A few such photos are fine for body variety; many dilute the identity.
+
+    Example: a mirror selfie with the phone in front of the face.
+
+    Use instead: photos where the face is visible (profile is fine); keep turned-away shots few.
+
+    Fix safety: no fix.
+
+    Options: none.
+    """
+
+    code = "KL304"
+    name = "subject.face-hidden"
+    groups = ("all", "subject")
+    severity = "warning"
+    needs = ("framing",)
+
+    def check(self, ctx, opts):
+        for item in ctx.dataset.images:
+            fr = ctx.result("framing", item)
+            if not fr or fr.get("framing") == "none" or fr.get("face_visible") is not False:
+                continue
+            reason = fr.get("face_reason") or "not visible"
+            yield self.diag(ctx, item.rel_image, f"subject's face is {reason}", value=reason)

@@ -1,0 +1,91 @@
+import re
+
+from curate.analysis.text import cut, find_trigger, trigger_regex
+from curate.engine.diagnostic import Fix, WriteText
+from curate.engine.rule import Rule
+
+
+class KL507(Rule):
+    """Caption describes the face (eyes, face shape, skin tone, facial hair, hair...).
+
+    Why: the seed rule for identity LoRAs is "describe scene and pose, never the face". The model
+    binds whatever the caption does NOT say to the trigger; words like "brown eyes" or "sharp
+    cheekbones" anchor those features to text tokens, so the LoRA only reproduces the face when the
+    prompt repeats them.
+
+    Example: `jane_doe, brown eyes, oval face, sharp cheekbones, dark wavy hair, smiling`.
+
+    Use instead: `jane_doe, smiling, studio lighting, half body`. Expressions, gaze and pose
+    ("eyes closed", "raised eyebrows", "chin resting on hand"), makeup and accessories ("red
+    lipstick", "sunglasses") and light on the face are fine.
+
+    Fix safety: unsafe; removes the phrases (a whole tag, a "with freckles" / "has green eyes"
+    clause, or just the describing words before a noun the sentence needs) and repairs commas and
+    "and". It never removes the trigger. Read the diff: the caption meaning changes.
+
+    Options: `hair` (flag hair colour, length, texture and cut, default true; such hits are
+    warnings), `extra-terms` (more words or phrases to flag, default []).
+    """
+
+    code = "KL507"
+    name = "caption.face-description"
+    groups = ("all", "caption")
+    severity = "error"
+    fix_availability = "sometimes"
+    needs = ("caption",)
+    options = {"hair": True, "extra-terms": []}
+
+    def check(self, ctx, opts):
+        from curate.analysis.caption import _whole_chunk
+
+        hair = bool(opts.get("hair", True))
+        extra = [str(t).strip() for t in opts.get("extra-terms") or [] if str(t).strip()]
+        extra_re = re.compile(r"(?<![^\W_])(" + "|".join(re.escape(t).replace(r"\ ", r"[\s_]+") for t in extra)
+                              + r")(?![^\W_])", re.IGNORECASE) if extra else None
+        trigger = ctx.config.trigger
+        for item in ctx.dataset.items:
+            text = item.caption_text
+            res = ctx.result("caption", item)
+            if not text or res is None:
+                continue
+            spans = [s for s in res.get("face_spans", []) if hair or s["feature"] != "hair"]
+            if extra_re is not None:
+                for m in extra_re.finditer(text):
+                    if any(s["start"] < m.end() and m.start() < s["end"] for s in spans):
+                        continue
+                    whole = _whole_chunk(text, m.start(), m.end())
+                    spans.append({"start": m.start(), "end": m.end(), "text": m.group(0), "feature": "extra term",
+                                  "fix": [list(whole or (m.start(), m.end()))]})
+            if not spans:
+                continue
+            fix = self._fix(ctx, item, text, spans, trigger)
+            for s in sorted(spans, key=lambda s: s["start"]):
+                a = s["start"]
+                line = text.count("\n", 0, a) + 1
+                col = a - (text.rfind("\n", 0, a) + 1) + 1
+                sev = "warning" if s["feature"] == "hair" else None
+                yield self.diag(ctx, item.rel_caption,
+                                f"face description \"{s['text']}\" ({s['feature']}): describe scene and pose, "
+                                f"not the face", fix=fix, severity=sev, line=line, col=col,
+                                end_col=col + (s["end"] - a), value=s["text"])
+
+    def _fix(self, ctx, item, text, spans, trigger):
+        protected = [(m.start(), m.end()) for m in trigger_regex(trigger).finditer(text)] if trigger else []
+        ranges = []
+        for s in spans:
+            for a, b in s.get("fix") or [[s["start"], s["end"]]]:
+                if any(p < b and a < q for p, q in protected):
+                    a, b = s["start"], s["end"]  # fall back to the bare phrase
+                    if any(p < b and a < q for p, q in protected):
+                        continue
+                ranges.append((a, b))
+        if not ranges:
+            return None
+        new = cut(text, ranges)
+        if trigger and len(find_trigger(new, trigger)[0]) < len(find_trigger(text, trigger)[0]):
+            return None
+        if new == text:
+            return None
+        n = len(spans)
+        return Fix(f"remove {n} face description{'s' if n != 1 else ''}",
+                   (WriteText(str(ctx.dataset.abspath(item.rel_caption)), new),), applicability="unsafe")

@@ -1,0 +1,208 @@
+"""The `klein` inference backend: Flux2KleinPipeline (+ LoRA) with PuLID ID tokens, native
+references (optionally through the KV-cache pipeline), or nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curate.errors import KlintError
+
+from .job import MODES, InferJob
+
+MAX_NATIVE_REFS = 4  # BFL documents up to 4 reference images for Klein
+
+
+def _device_dtype(job: InferJob) -> tuple[str, torch.dtype]:
+    device = job.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if job.model == "tiny" or device == "cpu":
+        return device, torch.float32
+    return device, torch.bfloat16
+
+
+def load_pipeline(model: str, device: str, dtype: torch.dtype):
+    if model == "tiny":
+        from plugins.klein.tiny import build_tiny_pipeline
+
+        return build_tiny_pipeline(seed=0).to(device)
+    from diffusers import DiffusionPipeline
+
+    try:
+        pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise KlintError(f"{model}: cannot load a diffusers pipeline ({str(exc).splitlines()[0][:160]})") from None
+    if not type(pipe).__name__.startswith("Flux2Klein"):
+        raise KlintError(f"{model}: is a {type(pipe).__name__}, not a FLUX.2 [klein] pipeline")
+    return pipe.to(device)
+
+
+def _kv_pipeline(pipe):
+    """The same components driven by Flux2KleinKVPipeline: reference K/V computed on step 0 only."""
+    from diffusers import Flux2KleinKVPipeline
+
+    if isinstance(pipe, Flux2KleinKVPipeline):
+        return pipe
+    parts = {k: pipe.components[k] for k in ("scheduler", "vae", "text_encoder", "tokenizer", "transformer")}
+    return Flux2KleinKVPipeline(**parts, is_distilled=True)
+
+
+def _use_ref_cache(job: InferJob, pipe) -> bool:
+    from diffusers import Flux2KleinKVPipeline
+
+    is_kv = isinstance(pipe, Flux2KleinKVPipeline)
+    if job.ref_cache == "off":
+        if is_kv:
+            raise KlintError("--ref-cache off: this checkpoint is the KV variant, which always caches references")
+        return False
+    if job.ref_cache == "on":
+        if job.cfg > 1 and not getattr(pipe.config, "is_distilled", True):
+            raise KlintError("--ref-cache on runs without classifier-free guidance; use --cfg 1")
+        return True
+    return is_kv
+
+
+def _load_refs(paths: list[Path]) -> list:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    out = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                out.append(ImageOps.exif_transpose(im).convert("RGB"))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise KlintError(f"{p}: not a readable image ({exc.__class__.__name__})") from None
+    return out
+
+
+def _pulid_parts(job: InferJob, transformer, device: str, dtype: torch.dtype):
+    from .adapter import NO_KLEIN_ADAPTER, build_tiny_adapter, load_adapter
+    from .faces import TinyFaceModel, load_face_model
+    from .vision import build_tiny_encoder, load_eva_encoder
+
+    tiny = job.model == "tiny"
+    if job.face_model:
+        face = load_face_model(job.face_model, gpu=device.startswith("cuda"))
+    elif tiny:
+        face = TinyFaceModel()
+    else:
+        raise KlintError("--mode pulid needs --face-model DIR (an unpacked insightface antelopev2 or buffalo_l "
+                         "folder: scrfd_10g_bnkps.onnx + glintr100.onnx, or det_10g.onnx + w600k_r50.onnx)")
+    if job.eva_weights:
+        eva = load_eva_encoder(job.eva_weights, device=device, dtype=dtype)
+    elif tiny:
+        eva = build_tiny_encoder().to(device, dtype)
+    else:
+        raise KlintError("--mode pulid needs --eva-weights FILE (open_clip EVA02-L-14-336 checkpoint)")
+    if job.pulid_weights:
+        adapter = load_adapter(job.pulid_weights, transformer)
+    elif tiny:
+        adapter = build_tiny_adapter(transformer, id_dim=face.embedding_dim + eva.pooled_dim, vit_dim=eva.width)
+        adapter.source = "tiny random adapter (tests only)"
+    else:
+        raise KlintError(NO_KLEIN_ADAPTER)
+    if adapter.id_dim != face.embedding_dim + eva.pooled_dim:
+        raise KlintError(f"adapter expects {adapter.id_dim}-d ID input; face model gives {face.embedding_dim} "
+                         f"and EVA gives {eva.pooled_dim}")
+    return face, eva, adapter.to(device, dtype)
+
+
+def generate(job: InferJob, pipe=None, *, output_type: str = "pil") -> tuple[list[Any], dict[str, Any]]:
+    """Run one job in-process. Returns (images, info); `pipe` may be passed to reuse a loaded one."""
+    if job.mode not in MODES:
+        raise KlintError(f"--mode must be one of {', '.join(MODES)}")
+    if job.mode in ("pulid", "reference") and not job.refs:
+        raise KlintError(f"--mode {job.mode} needs at least one --ref IMAGE")
+    device, dtype = _device_dtype(job)
+    if pipe is None:
+        pipe = load_pipeline(job.model, device, dtype)
+    info: dict[str, Any] = {"mode": job.mode, "model": job.model, "device": device, "seed": job.seed}
+    if job.lora:
+        try:
+            pipe.load_lora_weights(str(job.lora), adapter_name="klint")
+        except (OSError, ValueError, KeyError) as exc:
+            raise KlintError(f"{job.lora}: cannot load LoRA ({str(exc).splitlines()[0][:160]})") from None
+        pipe.set_adapters(["klint"], adapter_weights=[job.lora_scale])
+        info["lora"] = str(job.lora)
+    native = job.mode == "reference" or (job.mode == "pulid" and job.with_reference)
+    refs = _load_refs(job.refs) if native else None
+    if refs and len(refs) > MAX_NATIVE_REFS:
+        print(f"klint: warning: {len(refs)} native references; Klein is documented for up to {MAX_NATIVE_REFS}",
+              file=sys.stderr)
+    runner = pipe
+    if native and _use_ref_cache(job, pipe):
+        runner = _kv_pipeline(pipe)
+        info["ref_cache"] = True
+    kwargs: dict[str, Any] = dict(prompt=job.prompt, image=refs, height=job.height, width=job.width,
+                                  num_inference_steps=job.steps, num_images_per_prompt=job.num_images,
+                                  generator=torch.Generator(device="cpu").manual_seed(job.seed),
+                                  output_type=output_type)
+    if runner is pipe:
+        kwargs["guidance_scale"] = job.cfg
+    try:
+        if job.mode == "pulid":
+            from .adapter import encode_references
+            from .hooks import IDInjector
+
+            face, eva, adapter = _pulid_parts(job, pipe.transformer, device, dtype)
+            id_cond, vit = encode_references(face, eva, list(job.refs), device=device, dtype=dtype)
+            cond, uncond = adapter.id_tokens(id_cond, vit)
+            # the base pipeline calls the transformer twice per step under CFG: cond, then uncond
+            cfg_on = runner is pipe and job.cfg > 1 and not getattr(pipe.config, "is_distilled", False)
+            with IDInjector(pipe.transformer, adapter.pulid_ca, cond, uncond, weight=job.id_weight,
+                            start=job.id_start, num_steps=job.steps, cfg=cfg_on) as inj:
+                images = runner(**kwargs).images
+            info.update(adapter=adapter.source, face_model=face.name, id_weight=job.id_weight,
+                        id_start=job.id_start, id_injections=len(inj.fired))
+        else:
+            images = runner(**kwargs).images
+    except ValueError as exc:  # diffusers validates sizes and reference images with ValueError
+        raise KlintError(f"pipeline rejected the inputs: {str(exc).splitlines()[0][:200]}") from None
+    finally:
+        if job.lora:
+            pipe.delete_adapters("klint")
+    return list(images), info
+
+
+def _unique(path: Path) -> Path:
+    n = 1
+    out = path
+    while out.exists():  # never overwrite an earlier result
+        out = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return out
+
+
+class KleinInference:
+    name = "klein"
+
+    def run(self, job: InferJob) -> int:
+        images, info = generate(job)
+        job.out.mkdir(parents=True, exist_ok=True)
+        saved = []
+        for i, im in enumerate(images):
+            p = _unique(job.out / f"{job.mode}_s{job.seed}_{i:02d}.png")
+            im.save(p)
+            saved.append(p)
+            print(p)
+        info["images"] = [str(p) for p in saved]
+        if job.eval_face_model:
+            info["eval"] = evaluate(job.eval_face_model, job.refs, saved, conditioning=job.face_model)
+            ev = info["eval"]
+            print(f"identity: {ev['model']} detection {ev['detected']}/{ev['images']}, "
+                  f"mean similarity {ev['mean_similarity']}, median {ev['median_similarity']}")
+        meta = _unique(job.out / f"{job.mode}_s{job.seed}.json")
+        meta.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
+        return 0
+
+
+def evaluate(face_model: str, refs: list[Path], images: list[Path], *, conditioning: str | None = None) -> dict:
+    from .faces import identity_scores, load_face_model, resolve_model_dir
+
+    if conditioning and conditioning != "tiny" and resolve_model_dir(conditioning) == resolve_model_dir(face_model):
+        print("klint: warning: evaluating with the conditioning face model inflates similarity; "
+              "use a different recognition model", file=sys.stderr)
+    return identity_scores(load_face_model(face_model), list(refs), list(images))

@@ -1,0 +1,125 @@
+"""The keypoint framing classifier and the caption helpers, on constructed skeletons."""
+
+from __future__ import annotations
+
+import pytest
+
+from curate.analysis.framing import classify, describe, face_state, framing_terms
+from curate.analysis.variety import background_summary, cluster, lighting_summary, vendi
+
+H = 40.0  # head height in pixels
+# canonical standing pose, y in head-heights below the crown, x offsets in head-heights
+CANON = {
+    0: (0.0, 0.6), 1: (-0.2, 0.5), 2: (0.2, 0.5), 3: (-0.35, 0.55), 4: (0.35, 0.55),
+    5: (-0.85, 1.4), 6: (0.85, 1.4), 7: (-1.0, 2.9), 8: (1.0, 2.9), 9: (-1.0, 3.9), 10: (1.0, 3.9),
+    11: (-0.5, 4.0), 12: (0.5, 4.0), 13: (-0.5, 6.0), 14: (0.5, 6.0), 15: (-0.5, 7.5), 16: (0.5, 7.5),
+}
+
+
+def skeleton(top: float, width: float, height: float, cx: float | None = None, conf: float = 0.9):
+    """Keypoints of a standing person with the crown at y=top; off-frame points get conf 0.1."""
+    cx = width / 2 if cx is None else cx
+    kp = []
+    for i in range(17):
+        dx, dy = CANON[i]
+        x, y = cx + dx * H, top + dy * H
+        inside = 0 <= x <= width and 0 <= y <= height
+        kp.append([x, y, conf if inside else 0.1])
+    return kp
+
+
+def test_standing_full_body_is_full():
+    out = classify(skeleton(20, 400, 8.2 * H), 400, 8.2 * H)
+    assert out["framing"] == "full"
+    assert out["framing_confidence"] > 0.8
+    assert out["head_height_px"] == pytest.approx(H, rel=0.15)
+
+
+def test_small_figure_in_a_big_frame_is_still_full():
+    out = classify(skeleton(100, 2000, 1500), 2000, 1500)
+    assert out["framing"] == "full"
+
+
+def test_waist_up_with_hips_just_off_frame_is_half():
+    h = 3.8 * H  # frame ends a little above the hip joints
+    out = classify(skeleton(0, 300, h), 300, h)
+    assert out["framing"] == "half"
+    assert out["extent_frame"] == pytest.approx(3.8, abs=0.5)
+
+
+def test_knees_cut_is_half_and_room_for_feet_means_full():
+    out = classify(skeleton(0, 300, 6.6 * H), 300, 6.6 * H)
+    assert out["framing"] == "half"
+    kp = skeleton(0, 300, 9 * H)
+    for i in (15, 16):  # ankles hidden by a long dress, yet the frame holds the whole body
+        kp[i][2] = 0.2
+    assert classify(kp, 300, 9 * H)["framing"] == "full"
+
+
+def test_tight_portrait_without_shoulders_is_close():
+    h = 1.2 * H
+    kp = skeleton(-0.1 * H, 200, h)
+    out = classify(kp, 200, h)
+    assert out["framing"] == "close"
+    assert describe({"width": 200, "height": h, "persons": [{"box": [0, 0, 200, h], "conf": 0.9, "kp": kp}]})["face_visible"]
+
+
+def test_chest_up_portrait_is_close():
+    h = 2.4 * H
+    assert classify(skeleton(0, 300, h), 300, h)["framing"] == "close"
+
+
+def test_lying_person_measures_along_the_body():
+    # rotate the canonical pose by 90 degrees: body along +x
+    kp = [[20 + dy * H, 100 + dx * H, 0.9] for dx, dy in (CANON[i] for i in range(17))]
+    assert classify(kp, 8.5 * H, 200)["framing"] == "full"
+
+
+def test_too_few_keypoints_is_none():
+    kp = [[0.0, 0.0, 0.05]] * 17
+    kp = [list(p) for p in kp]
+    kp[0] = [50, 50, 0.9]
+    assert classify(kp, 100, 100)["framing"] == "none"
+    assert describe({"width": 100, "height": 100, "persons": []})["framing"] == "none"
+
+
+def test_face_states():
+    kp = skeleton(20, 400, 8.2 * H)
+    assert face_state(kp, 400, 8.2 * H, H) == (True, None)
+    back = [list(p) for p in kp]
+    for i in (0, 1, 2):
+        back[i][2] = 0.05
+    assert face_state(back, 400, 8.2 * H, H) == (False, "turned away")
+    headless = skeleton(-1.3 * H, 300, 5 * H)  # frame starts just below the chin
+    assert face_state(headless, 300, 5 * H, H) == (False, "cut by the frame")
+
+
+def test_multiple_people_only_counts_big_ones():
+    big = {"box": [0, 0, 100, 300], "conf": 0.9, "kp": skeleton(10, 400, 8.2 * H, cx=50)}
+    other = {"box": [200, 0, 290, 280], "conf": 0.8, "kp": skeleton(10, 400, 8.2 * H, cx=250)}
+    tiny = {"box": [350, 10, 360, 40], "conf": 0.7}
+    rec = describe({"width": 400, "height": 8.2 * H, "persons": [tiny, other, big]})
+    assert rec["people"] == 3
+    assert rec["subject_box"] == [0, 0, 100, 300]
+    assert [o["significant"] for o in rec["others"]] == [False, True]
+
+
+def test_framing_terms_vocabulary():
+    got = framing_terms("jane_doe, Full Body shot, close-up of the hands, upper-body armor")
+    assert [(t["text"], t["framing"]) for t in got] == [("Full Body", "full"), ("close-up", "close"),
+                                                         ("upper-body", "half")]
+    assert framing_terms("jane_doe standing in a park") == []
+
+
+def test_vendi_and_clusters():
+    import numpy as np
+
+    assert vendi(np.ones((4, 4))) == pytest.approx(1.0)
+    assert vendi(np.eye(3)) == pytest.approx(3.0)
+    S = np.array([[1, .95, .1, .1], [.95, 1, .1, .1], [.1, .1, 1, .9], [.1, .1, .9, 1]])
+    assert cluster(S, 0.8) == [0, 0, 1, 1]
+    h1 = [1.0] + [0.0] * 255
+    h2 = [0.0] * 255 + [1.0]
+    assert background_summary([h1, h1, h2])["clusters"] == 2
+    li = lighting_summary([{"bucket": "a", "brightness": [0, .5, 1], "contrast": 50, "balance": 0, "cct": 6500}] * 3)
+    assert li["distinct"] == 1 and li["largest_share"] == 1.0 and li["vendi"] == pytest.approx(1.0)
