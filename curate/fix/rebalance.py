@@ -29,7 +29,7 @@ from curate.config import CONFIG_NAME, Config
 from curate.dataset.derived import MANIFEST, load_manifest
 from curate.dataset.model import OWN_DIR, Dataset
 from curate.errors import KlintError
-from curate.fix.crops import FRAMING_PHRASE, SOURCES_FOR, CropBox, Refusal, crop_box, derived_name, rewrite_caption
+from curate.fix.crops import FRAMING_PHRASE, SOURCES_FOR, Refusal, crop_box, derived_name, rewrite_caption
 
 GROUPS = ("close", "half", "full")
 GROUP_LABEL = {"close": "close", "half": "half body", "full": "full body", "none": "no person"}
