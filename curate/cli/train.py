@@ -17,10 +17,35 @@ from curate.recipes import OPTIMIZERS, RECIPES
 _TRAIN_KEYS = ("steps", "lr", "rank", "alpha", "optimizer", "weight-decay", "resolution", "base-dtype")
 
 
+_FRAMING_NAMES = {"close": "headshot", "headshot": "headshot", "half": "half-body", "half-body": "half-body",
+                  "full": "full-body", "full-body": "full-body"}
+
+
 def _framing(ctx, item) -> str | None:
-    res = ctx.result("pose", item) if "pose" in ctx.results else None
-    value = res.get("framing") if isinstance(res, dict) else None
-    return str(value) if value else None
+    """headshot | half-body | full-body from the framing (or pose) analysis, when it ran."""
+    for analysis in ("framing", "pose"):
+        if analysis not in ctx.results:
+            continue
+        res = ctx.result(analysis, item)
+        value = res.get("framing") if isinstance(res, dict) else None
+        if value in _FRAMING_NAMES:
+            return _FRAMING_NAMES[value]
+    return None
+
+
+def _ensure_framing(result, use_cache: bool) -> None:
+    """Stage 2 needs framing; run the analysis when the selected rules did not."""
+    from curate.engine.registry import all_analyses
+
+    ctx = result.context
+    if "framing" in ctx.results or "framing" not in all_analyses():
+        return
+    from curate.analysis.cache import Cache
+    from curate.engine.runner import run_analyses
+
+    cache = Cache(ctx.dataset.root, enabled=use_cache)
+    run_analyses(ctx, {"framing"}, cache)
+    cache.save({it.rel_image for it in ctx.dataset.items if it.image is not None})
 
 
 def build_job(target, *, backend: str, model: str, recipe_name: str | None, overrides: dict, two_stage: bool,
@@ -55,6 +80,8 @@ def build_job(target, *, backend: str, model: str, recipe_name: str | None, over
         where = f"{first.rel}: " if first.rel else ""
         raise KlintError(f"dataset has {len(errors)} lint error(s), first: {where}{first.code} {first.message} "
                          f"(run `klint {target.root}` to see them, fix them, or pass --force)")
+    if two_stage:
+        _ensure_framing(result, use_cache)
     ds = result.dataset
     items = []
     for it in ds.images:
@@ -79,8 +106,8 @@ def build_job(target, *, backend: str, model: str, recipe_name: str | None, over
         sample_prompts=tuple(str(p) for p in prompts),
     )
     if two_stage and not job.stage2_items:
-        raise KlintError("--two-stage needs full-body images, and none were found (no pose framing says "
-                         "'full-body'; enable the pose rules so klint can classify framing)")
+        raise KlintError("--two-stage needs full-body images, and the framing analysis found none "
+                         "(see `klint inspect` for each image's framing)")
     return job
 
 

@@ -62,7 +62,8 @@ def setup_dist() -> tuple[Dist, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available() and os.environ.get("KLINT_FORCE_CPU") != "1"
+    cuda = torch.cuda.is_available() and os.environ.get("KLINT_FORCE_CPU") != "1" and \
+        os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true")
     device = torch.device("cuda", local) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
@@ -104,6 +105,22 @@ def sample_index(job, stage: Stage, step_in_stage: int, d: Dist) -> int:
 
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 2_654_435_761 + step * 40_503 + rank * 97) % (2**63 - 1))
+
+
+def flow_matching_loss(model, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, emb: torch.Tensor,
+                       h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
+    """fp32 MSE between the DiT's prediction at x_t = (1-s) x0 + s eps and the velocity eps - x0.
+
+    x0/noise are packed (B, h*w, C); sigma (B,) in (0, 1) is passed as the timestep (the model
+    scales by 1000 itself); ids are the 4-axis ones inference uses; no guidance input.
+    """
+    s = sigma.view(-1, 1, 1)
+    xt = (1 - s) * x0 + s * noise
+    b = x0.shape[0]
+    pred = model(hidden_states=xt.to(dtype), encoder_hidden_states=emb, timestep=sigma.to(dtype),
+                 img_ids=L.image_ids(h, w, b).to(x0.device), txt_ids=T.text_ids(emb.shape[1], b).to(x0.device),
+                 guidance=None, return_dict=False)[0]
+    return torch.nn.functional.mse_loss(pred[:, : x0.shape[1]].float(), (noise - x0).float())
 
 
 def want_checkpointing(transformer, device: torch.device, tokens: int) -> tuple[bool, str]:
@@ -284,7 +301,8 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
 
     # ---- model -----------------------------------------------------------------------------
     transformer = pipe.transformer
-    if job.base_dtype == "fp8":
+    fp8_matmul = os.environ.get("KLINT_FP8_MATMUL") == "1"
+    if job.base_dtype == "fp8" and not fp8_matmul:
         # weight-only fp8 storage of the frozen base, upcast per layer for compute
         transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
     transformer.to(device)
@@ -296,6 +314,14 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
     if ckpt_on:
         transformer.enable_gradient_checkpointing()
     tell(f"gradient checkpointing {'on' if ckpt_on else 'off'} ({why})")
+    if fp8_matmul:
+        from plugins.klein.fp8 import convert_lora_base_layers
+
+        tell(f"fp8 matmuls on {convert_lora_base_layers(transformer)} frozen base linears (KLINT_FP8_MATMUL=1)")
+    if os.environ.get("KLINT_COMPILE") == "1" and not ckpt_on:
+        # regional compilation; compiling with checkpointing crashed inductor on H200 (see notes)
+        transformer.compile_repeated_blocks()
+        tell("regional compilation of the repeated blocks (KLINT_COMPILE=1)")
     model = transformer
     if d.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -339,15 +365,11 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
                 noise = torch.randn(x0.shape, generator=g)
                 drop = torch.rand(1, generator=g).item() < CAPTION_DROPOUT
                 caption = "" if drop else job.items[idx].caption
-                x0p = L.pack(x0).to(device)
-                noisep = L.pack(noise).to(device)
-                s = sigma.to(device).view(1, 1, 1)
-                xt = (1 - s) * x0p + s * noisep
                 emb = txt[caption].unsqueeze(0).to(device, dtype)
-                pred = model(hidden_states=xt.to(dtype), encoder_hidden_states=emb, timestep=sigma.to(device, dtype),
-                             img_ids=L.image_ids(h, w).to(device), txt_ids=T.text_ids(emb.shape[1]).to(device),
-                             guidance=None, return_dict=False)[0]
-                loss = torch.nn.functional.mse_loss(pred.float(), (noisep - x0p).float())
+                # bf16 autocast on GPU: fp32 LoRA factors would otherwise run their matmuls in fp32
+                with torch.autocast(device.type, dtype=dtype, enabled=cuda):
+                    loss = flow_matching_loss(model, L.pack(x0).to(device), L.pack(noise).to(device),
+                                              sigma.to(device), emb, h, w, dtype)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
@@ -373,6 +395,9 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
                     write_previews(pipe, transformer, txt, job, out, done, distilled, size, device)
     finally:
         reporter.close()
+    if d.world > 1:
+        _check_ranks_agree(transformer, d)
+        tell(f"LoRA weights identical on all {d.world} ranks")
     files = {}
     if d.main:
         files = lora_mod.save_lora(transformer, out, rank=job.recipe.rank, alpha=job.recipe.alpha,
@@ -382,6 +407,20 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
     barrier(d)
     return dict(steps=total, start=start, last_loss=last_loss, files=files, gradient_checkpointing=ckpt_on,
                 world_size=d.world, transformer=transformer, seconds=time.perf_counter() - t_loop)
+
+
+def _check_ranks_agree(transformer, d: Dist) -> None:
+    """DDP must leave every rank with the same LoRA; a silent divergence would waste a whole run."""
+    import torch.distributed as dist
+
+    vals = [p.detach().double().reshape(-1) for p in _trainable(transformer).values()]
+    flat = torch.cat(vals)
+    sig = torch.stack([flat.sum(), (flat * torch.arange(1, flat.numel() + 1, dtype=torch.float64,
+                                                         device=flat.device)).sum()])
+    gathered = [torch.zeros_like(sig) for _ in range(d.world)]
+    dist.all_gather(gathered, sig)
+    if any(not torch.equal(g, gathered[0]) for g in gathered):
+        raise KlintError("DDP ranks ended with different LoRA weights")
 
 
 def write_resolved_config(out: Path, job, extra: dict[str, Any]) -> None:

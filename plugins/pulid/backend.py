@@ -19,9 +19,8 @@ MAX_NATIVE_REFS = 4  # BFL documents up to 4 reference images for Klein
 
 def _device_dtype(job: InferJob) -> tuple[str, torch.dtype]:
     device = job.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if job.model == "tiny" or device == "cpu":
-        return device, torch.float32
-    return device, torch.bfloat16
+    # CAs, EVA and ID tokens follow the device: bf16 on GPU (as PuLID runs them), fp32 on CPU
+    return device, (torch.float32 if device == "cpu" else torch.bfloat16)
 
 
 def load_pipeline(model: str, device: str, dtype: torch.dtype):

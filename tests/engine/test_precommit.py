@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,29 +21,35 @@ def git(cwd, *args):
 
 
 @pytest.mark.slow
-def test_pre_commit_try_repo(tmp_path):
+def test_pre_commit_try_repo(tmp_path, request):
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     # a dataset repository: the images, captions and klint.toml sit at its root
     repo = data = tmp_path / "project"
-    shutil.copytree(ROOT / "fixtures" / "sample", data)
+    shutil.copytree(ROOT / "fixtures" / "sample", data, ignore=shutil.ignore_patterns(".klint_cache"))
     (data / "crowd_cheer.txt").write_text("sample_person, half body, cheering in a crowd, stage lights\n")
     (data / "window_portrait.txt").write_text("sample_person, close portrait, soft window light, office background\n")
     git(repo, "init", "-q")
     git(repo, "add", "-A")
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pc-home"), "CI": "1"}
-    base = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "--all-files", "--verbose"]
+    # pre-commit builds a fresh virtualenv with klint and torch in it (several GB): keep it out of
+    # pytest's retained tmp dirs and remove it afterwards
+    home = Path(tempfile.mkdtemp(prefix="klint-pc-home-"))
+    request.addfinalizer(lambda: shutil.rmtree(home, ignore_errors=True))
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "CI": "1"}
+    def try_repo(hook):
+        return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), hook, "--all-files",
+                               "--verbose"], cwd=repo, env=env, capture_output=True, text=True, timeout=1800)
 
     # a dataset with a caption problem fails the hook and names the rule
     (data / "corridor_closeup.txt").write_text("office corridor, sample_person, close-up, fluorescent light\n")
     git(repo, "add", "-A")
-    bad = subprocess.run([*base, "klint"], cwd=repo, env=env, capture_output=True, text=True, timeout=1800)
+    bad = try_repo("klint")
     out = bad.stdout + bad.stderr
     assert bad.returncode != 0, out
     assert "KL505" in out or "caption.trigger-not-first" in out, out
 
     # the fix hook mends it (and fails the commit because a file changed, as pre-commit does)
-    fixed = subprocess.run([*base, "klint-fix"], cwd=repo, env=env, capture_output=True, text=True, timeout=1800)
+    fixed = try_repo("klint-fix")
     assert fixed.returncode != 0
     assert (data / "corridor_closeup.txt").read_text().startswith("sample_person")
     assert "files were modified by this hook" in fixed.stdout + fixed.stderr
