@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import functools
 import shutil
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def _crop(photos: Path, rel: str, box: tuple[int, int, int, int], mirror: bool =
 
 # name -> (image source, caption). Sources: a shared photo path, or a callable making bytes.
 def base_files(photos: Path) -> dict[str, str | bytes | Path]:
-    """The clean set: one person per photo, face visible, 6 close / 4 half / 6 full."""
+    """The clean set: one person per photo, face visible, 6 close / 4 half / 5 full."""
     spec: dict[str, tuple[object, str]] = {
         # close
         "c_lapa.jpg": (M + "lapa/10773046825_0.jpg", "close portrait, white collar, soft window light"),
@@ -68,7 +69,6 @@ def base_files(photos: Path) -> dict[str, str | bytes | Path]:
         "h_painter.jpg": (lambda: _crop(photos, M + "mpi_inf_3dhp/TS2_001850.jpg", (0, 480, 760, 1240)),
                           "half body, brown shirt, reaching for a rail"),
         # full
-        "f_pointing.jpg": (M + "mpii/051423444.jpg", "full body shot, pointing across a parking lot"),
         "f_engine.jpg": (M + "mpii/060754485.jpg", "full body shot, standing by an open engine hood"),
         "f_stage.jpg": (M + "panoptic/005880453_01_l.jpg", "full body shot, seated cellist, black curtain"),
         # the cello player seen closer; the chair and feet stay in frame, so this is still a full shot
@@ -92,10 +92,10 @@ LONG = "jdoe, half body, " + ", ".join(f"lorry number {i} parked in a sunny yard
 # caption plants, each on its own base photo: name -> new caption text (None: delete the caption)
 CAPTION_PLANTS = {
     "c_zcy.txt": ("caption.missing", None),
-    "f_pointing.txt": ("caption.empty", "  \n"),
+    "f_cellist.txt": ("caption.empty", "  \n"),
     "c_aflw.txt": ("caption.trigger-missing", "close portrait, outdoors by a brick wall"),
     "c_lapa.txt": ("caption.trigger-not-first", f"close portrait of {T}, white collar, soft window light"),
-    "c_lifeifei.txt": ("caption.trigger-variant", "jdoe, close portrait, conference hall, smiling at the camera"),
+    "c_lifeifei.txt": ("caption.trigger-variant", "JDoe, close portrait, conference hall, smiling at the camera"),
     "c_rihanna.txt": ("caption.face-description", f"{T}, close portrait, brown eyes, studio backdrop, black top"),
     "h_truck.txt": ("caption.too-long", LONG),
     "f_engine.txt": ("caption.framing-missing", f"{T}, standing by an open engine hood"),
@@ -121,6 +121,7 @@ def _with_alpha(im: Image.Image) -> bytes:
     return _png(rgba)
 
 
+@functools.lru_cache(maxsize=None)
 def image_plants(photos: Path) -> dict[str, tuple[str, bytes | Path, str]]:
     """name -> (rule name, image, caption): each problem on its own real photo."""
     truncated = (photos / P / "lecun.jpg").read_bytes()[:700]
@@ -140,7 +141,7 @@ def image_plants(photos: Path) -> dict[str, tuple[str, bytes | Path, str]]:
         "y_near_painter.jpg": ("image.near-duplicate", None, "half body, re-saved copy"),
         "p_dark.jpg": ("image.exposure",
                        _jpeg(ImageEnhance.Brightness(_load(photos, M + "mpi_inf_3dhp/S4_Seq2_Cam0_001033.jpg")
-                                                     .crop((858, 1137, 1618, 1897))).enhance(0.9)),
+                                                     .crop((918, 1197, 1558, 1837))).enhance(0.22)),
                        "full body shot, sitting on the floor at night"),
         "p_blur.jpg": ("image.blur",
                        _jpeg(ImageOps.mirror(_load(photos, M + "panoptic/005880453_01_r.jpg").crop((300, 0, 1020, 720)))
@@ -350,7 +351,7 @@ SMALL = ("dataset.size", "")
 @pytest.mark.parametrize("keep, expected", [
     # 2 close / 2 half / 2 full, all different light and places: only the size is wrong
     ({"c_lapa", "c_rihanna", "h_selfie", "h_greenroom", "f_engine", "f_stage"}, {SMALL}),
-    # the base minus four full shots: 6 close / 4 half / 2 full (17% full)
+    # the base minus three full shots: 6 close / 4 half / 2 full (17% full)
     ({"c_lapa", "c_lifeifei", "c_pengwei", "c_rihanna", "c_aflw", "c_zcy", "h_selfie", "h_truck",
       "h_greenroom", "h_painter", "f_engine", "f_stage"}, {("dataset.composition", "")}),
     # two of three photos share one light (normal, frontal, neutral), in three different places

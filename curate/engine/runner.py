@@ -24,6 +24,24 @@ class LintContext:
     results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     digests: dict[str, str] = dataclasses.field(default_factory=dict)  # rel image -> content hash
     show_progress: bool = False
+    cache: Cache | None = None
+
+    def dataset_memo(self, name: str, inputs: Any, compute):
+        """A dataset-level value derived from per-file results, cached by its inputs.
+
+        Lets an unchanged dataset skip even numpy-level work (clustering, Vendi) on a re-lint.
+        """
+        import json
+
+        key = text_digest(json.dumps(inputs, sort_keys=True, separators=(",", ":")))
+        if self.cache is not None:
+            hit = self.cache.get(name, key)
+            if hit is not None:
+                return hit
+        value = compute()
+        if self.cache is not None:
+            self.cache.put(name, key, value)
+        return value
 
     def result(self, analysis: str, item: Item) -> dict[str, Any] | None:
         """An item's result for one analysis, or None when it could not run (e.g. unreadable)."""
@@ -150,11 +168,10 @@ def lint_dataset(
     dataset = scan(root, overlay=overlay)
     if rules is None:
         rules = select_rules(all_rules(), config.select, config.ignore, config.extend_select)
-    ctx = LintContext(dataset=dataset, config=config, show_progress=show_progress)
     cache = Cache(dataset.root, enabled=use_cache)
+    ctx = LintContext(dataset=dataset, config=config, show_progress=show_progress, cache=cache)
     needed = {n for r in rules for n in r.needs}
     run_analyses(ctx, needed, cache)
-    cache.save({it.rel_image for it in dataset.items if it.image is not None})
     diagnostics: list[Diagnostic] = []
     for rule in rules:
         opts = config.options_for(rule)
@@ -162,5 +179,6 @@ def lint_dataset(
             if d.rel and ignored_for_path(rule, d.rel, config.per_path_ignores):
                 continue
             diagnostics.append(d)
+    cache.save({it.rel_image for it in dataset.items if it.image is not None})
     diagnostics.sort(key=lambda d: (d.sort_key(), SEVERITY_ORDER[d.severity]))
     return LintResult(dataset=dataset, diagnostics=diagnostics, context=ctx, rules=rules)

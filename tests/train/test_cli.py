@@ -125,3 +125,12 @@ def test_train_cli_end_to_end(two_images, tmp_path):
     assert "step 4/4" in r.stderr
     again = run_cli(["train", two_images, "--model", "tiny", "--steps", "4", "--force", "--out", out])
     assert again.exit_code == 2 and "--resume" in again.stderr
+
+
+def test_cli_modules_do_not_import_torch():
+    code = ("import sys\nimport curate.train_job, curate.cli.train, curate.cli.backends, plugins\n"
+            "from curate.backends import get_registry\nget_registry().spec('trainer', 'builtin')\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'peft') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
