@@ -60,7 +60,7 @@ def _import_spacy_without_torch():
 
 class CaptionAnalysis(Analysis):
     name = "caption"
-    version = "2"
+    version = "3"
     scope = "caption"
     label = "Parsing captions"
 
@@ -115,14 +115,15 @@ def analyse_texts(texts: list[str], trigger: str | None = None, advance=None) ->
     masked = [_trigger_spans(t, trigger) for t in texts]
     for (i, off), doc in zip(flat, nlp.pipe(pieces, batch_size=128)):
         local_mask = [(a - off, b - off) for a, b in masked[i]]
-        for s in _face_spans(doc):
-            if _overlaps((s["start"], s["end"]), local_mask):
-                continue
+        found = [s for s in _face_spans(doc) if not _overlaps((s["start"], s["end"]), local_mask)]
+        # a face phrase is reported by caption.face-description; counting it again as a
+        # common term ("eye" in most captions) would double-report it
+        terms[i].update(_terms(doc, local_mask + [(s["start"], s["end"]) for s in found]))
+        for s in found:
             s["start"] += off
             s["end"] += off
             s["fix"] = [[a + off, b + off] for a, b in s["fix"]]
             faces[i].append(s)
-        terms[i].update(_terms(doc, local_mask))
     out = []
     overhead = template_overhead()
     for i, text in enumerate(texts):
@@ -231,6 +232,11 @@ def _sub_end(tok) -> int:
     return max(t.idx + len(t.text) for t in tok.subtree)
 
 
+# participles that describe how hair is worn; the small model often parses them as the main verb
+_STYLED = {"pulled", "tied", "swept", "tucked", "slicked", "braided", "pinned", "gathered", "piled", "combed",
+           "brushed", "parted", "styled", "wrapped", "blowing", "flowing", "falling", "hanging"}
+
+
 def _removal(doc, start: int, end: int, noun=None, mod_start: int | None = None) -> list[list[int]]:
     """Character ranges a fix deletes so the caption still reads: whole tag, "with ...", "has ...", or
     just the describing words in front of a noun the sentence needs."""
@@ -254,7 +260,12 @@ def _removal(doc, start: int, end: int, noun=None, mod_start: int | None = None)
     if head.dep_ == "pobj" and head.head.lower_ == "with":
         w = head.head
         b = max(end, min(_sub_end(head), limit))
-        if mod_start is not None and re.search(r"\w", text[b:limit]):
+        after = doc[head.right_edge.i + 1] if head.right_edge.i + 1 < len(doc) else None
+        # "hair pulled back" (a participle right after the noun, often misparsed as the main
+        # verb) still needs its noun; "hair standing in a garden" is about the person
+        described = any(c.dep_ in ("acl", "relcl") for c in head.children) or (
+            after is not None and (after.tag_ == "VBN" or after.lower_ in _STYLED))
+        if mod_start is not None and described:
             return [[mod_start, noun.idx]]  # "with dark hair pulled back" keeps "with hair pulled back"
         return [[w.idx, b]]
     verb = head.head

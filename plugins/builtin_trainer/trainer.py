@@ -202,14 +202,23 @@ def save_checkpoint(out: Path, step: int, model, opt) -> Path:
 
 
 def load_checkpoint(path: Path, model, opt) -> int:
-    state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise KlintError(f"{path}: cannot read checkpoint ({type(exc).__name__}); use an earlier one or a fresh --out") from None
     params = _trainable(model)
-    if set(params) != set(state["lora"]):
-        raise KlintError(f"{path}: checkpoint LoRA does not match this model/rank; use a fresh --out")
+    lora = state.get("lora", {})
+    if set(params) != set(lora) or any(lora[n].shape != p.shape for n, p in params.items()):
+        raise KlintError(f"{path}: checkpoint LoRA does not match this model/rank; resume with the same settings "
+                         "or use a fresh --out")
     with torch.no_grad():
         for n, p in params.items():
-            p.copy_(state["lora"][n].to(p.device, p.dtype))
-    opt.load_state_dict(state["optimizer"])
+            p.copy_(lora[n].to(p.device, p.dtype))
+    try:
+        opt.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError) as exc:
+        raise KlintError(f"{path}: optimizer state does not match --optimizer ({exc}); resume with the same "
+                         "optimizer or use a fresh --out") from None
     return int(state["step"])
 
 

@@ -54,7 +54,7 @@ def _bfl_hidden_size(path: Path) -> tuple[int | None, str]:
 def load_single_file(path: Path, dtype: torch.dtype, base: str | None = None):
     from diffusers import Flux2Transformer2DModel
 
-    hidden, _prefix = _bfl_hidden_size(path)
+    hidden, prefix = _bfl_hidden_size(path)
     if hidden is None:
         raise KlintError(f"{path}: not a FLUX.2 transformer checkpoint (no img_in.weight in BFL/ComfyUI naming)")
     base = base or os.environ.get("KLINT_KLEIN_BASE")
@@ -65,8 +65,14 @@ def load_single_file(path: Path, dtype: torch.dtype, base: str | None = None):
                              "diffusers folder for the VAE and text encoder")
         base = BASE_REPOS[size]
     try:
+        source: object = str(path)
+        if prefix:
+            # diffusers' Flux2 converter expects bare BFL keys; ComfyUI files carry a prefix
+            from safetensors.torch import load_file
+
+            source = {k[len(prefix):]: v for k, v in load_file(str(path)).items() if k.startswith(prefix)}
         transformer = Flux2Transformer2DModel.from_single_file(
-            str(path), config=str(base), subfolder="transformer", torch_dtype=dtype, local_files_only=True)
+            source, config=str(base), subfolder="transformer", torch_dtype=dtype, local_files_only=True)
         pipe = _from_pretrained(base, dtype, transformer=transformer, local_files_only=True)
     except (OSError, EnvironmentError, ValueError) as exc:
         raise KlintError(f"{path}: single-file checkpoints need the VAE, text encoder and tokenizer from {base}, "

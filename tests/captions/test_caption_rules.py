@@ -185,6 +185,8 @@ def test_face_fix_prose_keeps_grammar_and_trigger(tmp_path):
         "b": "jane_doe, a blue-eyed woman with freckles, walks along the pier.",
         "c": "Jane_Doe, blonde hair",  # variant fixed first, then the hair
         "d": "jane_doe sits at a cafe table; he has a strong jawline.",
+        "e": "A woman with long blonde hair and green eyes standing in a garden, jane_doe",
+        "f": "jane_doe, a woman with dark hair pulled back, reading",
     })
     report = fix_dataset(root, cfg(trigger="jane_doe"), unsafe=True)
     assert not report.runaway
@@ -192,6 +194,17 @@ def test_face_fix_prose_keeps_grammar_and_trigger(tmp_path):
     assert (root / "b.txt").read_text() == "jane_doe, a woman, walks along the pier."
     assert (root / "c.txt").read_text() == "jane_doe"
     assert (root / "d.txt").read_text() == "jane_doe sits at a cafe table."
+    # the whole "with ..." phrase goes, not just its adjectives ("a woman with hair")
+    assert (root / "e.txt").read_text() == "jane_doe, A woman standing in a garden"
+    # ... unless the hair is described further and the sentence needs the noun
+    assert (root / "f.txt").read_text() == "jane_doe, a woman with hair pulled back, reading"
+
+
+def test_face_words_are_not_common_terms(tmp_path):
+    caps = {k: f"jane_doe, green eyes, {place}" for k, place in zip("abcde", ["park", "cafe", "beach", "pier", "bar"])}
+    r = lint_dataset(ds(tmp_path, caps), cfg(), use_cache=False)
+    assert len(codes(r, "KL507")) == 5
+    assert codes(r, "KL508") == []  # already reported as face descriptions, not again as terms
 
 
 def test_face_fix_never_removes_trigger(tmp_path):

@@ -101,12 +101,13 @@ def _to_bfl_checkpoint(sd, prefix="model.diffusion_model."):
     return {prefix + k: v.contiguous() for k, v in out.items()}
 
 
-def test_single_file_bfl_checkpoint_with_local_base(tiny_dir, tiny_pipe, tmp_path, monkeypatch):
+@pytest.mark.parametrize("prefix", ["model.diffusion_model.", ""])  # ComfyUI file, BFL release file
+def test_single_file_bfl_checkpoint_with_local_base(tiny_dir, tiny_pipe, tmp_path, monkeypatch, prefix):
     from safetensors.torch import save_file
 
     sd = {k: v.detach().clone() for k, v in tiny_pipe.transformer.state_dict().items()}
     ckpt = tmp_path / "klein-base-tiny.safetensors"
-    save_file(_to_bfl_checkpoint(sd), str(ckpt))
+    save_file(_to_bfl_checkpoint(sd, prefix), str(ckpt))
     monkeypatch.setenv("KLINT_KLEIN_BASE", str(tiny_dir))
     pipe = load_pipeline(str(ckpt))
     got = pipe.transformer.state_dict()

@@ -150,3 +150,24 @@ def test_real_photos_bucketed_by_aspect(photos, tmp_path):
         lat = cache.get(f"{file_digest(p)}:{bw}x{bh}")
         assert lat is not None and lat.shape == (16, bh // 16, bw // 16)
         assert abs((bw / bh) / (w / h) - 1) < 0.12
+
+
+def test_resume_with_other_rank_is_refused(two_images, tmp_path):
+    run_training(make_job(two_images, tmp_path, steps=2, rank=4, checkpoint_every=2), say=_quiet, progress=False)
+    with pytest.raises(KlintError, match="does not match"):
+        run_training(make_job(two_images, tmp_path, steps=4, rank=8, resume=True), say=_quiet, progress=False)
+    with pytest.raises(KlintError, match="no checkpoint"):
+        run_training(make_job(two_images, tmp_path / "fresh", steps=2, resume=True), say=_quiet, progress=False)
+
+
+def test_gradient_checkpointing_trains_the_same(two_images, tmp_path, monkeypatch):
+    kw = dict(steps=3, rank=4, lr=2e-3)
+    plain = run_training(make_job(two_images, tmp_path / "a", **kw), say=_quiet, progress=False)
+    monkeypatch.setenv("KLINT_GRADIENT_CHECKPOINTING", "1")
+    ckpt = run_training(make_job(two_images, tmp_path / "b", **kw), say=_quiet, progress=False)
+    assert ckpt["gradient_checkpointing"] and not plain["gradient_checkpointing"]
+    a = load_file(str(tmp_path / "a" / "lora.safetensors"))
+    b = load_file(str(tmp_path / "b" / "lora.safetensors"))
+    assert any(float(v.float().abs().max()) > 0 for k, v in a.items() if "lora_B" in k)  # B moved from zero
+    for k in a:
+        torch.testing.assert_close(a[k].float(), b[k].float(), atol=1e-3, rtol=1e-2)
