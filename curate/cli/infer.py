@@ -50,7 +50,7 @@ def _backend(name: str = "klein"):
 @click.option("--id-weight", type=float, default=1.0, show_default=True, help="PuLID ID strength (0-3).")
 @click.option("--id-start", type=float, default=0.0, show_default=True,
               help="Fraction of the denoising steps before ID is applied (PuLID: 4/28 photoreal).")
-@click.option("--steps", type=int, default=4, show_default=True)
+@click.option("--steps", type=int, default=20, show_default=True, help="Denoising steps (seed: 20).")
 @click.option("--cfg", type=float, default=1.0, show_default=True, help="Guidance scale (base models only).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--width", type=int, default=1024, show_default=True)

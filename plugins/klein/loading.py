@@ -32,10 +32,16 @@ def looks_distilled(name: str) -> bool:
     return bool(re.search(r"klein[-_]?(4|9)b", n)) and "base" not in n
 
 
-def _from_pretrained(src: str | Path, dtype: torch.dtype, **kw):
-    from diffusers import Flux2KleinPipeline
+PIPELINE_CLASSES = ("Flux2KleinPipeline", "Flux2KleinKVPipeline")
 
-    return Flux2KleinPipeline.from_pretrained(src, torch_dtype=dtype, **kw)
+
+def _from_pretrained(src: str | Path, dtype: torch.dtype, **kw):
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(src, dtype=dtype, **kw)
+    if type(pipe).__name__ not in PIPELINE_CLASSES:
+        raise KlintError(f"{src}: is a {type(pipe).__name__}, not a FLUX.2 [klein] pipeline")
+    return pipe
 
 
 def _bfl_hidden_size(path: Path) -> tuple[int | None, str]:
@@ -97,7 +103,7 @@ def load_pipeline(spec: str, *, dtype: torch.dtype = torch.float32, warn=log.war
             cls = json.loads(index.read_text()).get("_class_name")
         except (OSError, ValueError):
             cls = None
-        if cls not in (None, "Flux2KleinPipeline"):
+        if cls not in (None, *PIPELINE_CLASSES):
             raise KlintError(f"{spec}: a {cls} folder, expected a FLUX.2 [klein] (Flux2KleinPipeline) model")
         pipe = _from_pretrained(path, dtype)
     elif path.is_file():

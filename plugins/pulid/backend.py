@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+import plugins.klein  # noqa: F401  (quiets an irrelevant bitsandbytes import warning)
+
 from curate.errors import KlintError
 
 from .job import MODES, InferJob
@@ -24,19 +26,10 @@ def _device_dtype(job: InferJob) -> tuple[str, torch.dtype]:
 
 
 def load_pipeline(model: str, device: str, dtype: torch.dtype):
-    if model == "tiny":
-        from plugins.klein.tiny import build_tiny_pipeline
+    """The trainer's loader (folder, offline hub id, single file, tiny); distilled is fine here."""
+    from plugins.klein.loading import load_pipeline as load
 
-        return build_tiny_pipeline(seed=0).to(device)
-    from diffusers import DiffusionPipeline
-
-    try:
-        pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise KlintError(f"{model}: cannot load a diffusers pipeline ({str(exc).splitlines()[0][:160]})") from None
-    if not type(pipe).__name__.startswith("Flux2Klein"):
-        raise KlintError(f"{model}: is a {type(pipe).__name__}, not a FLUX.2 [klein] pipeline")
-    return pipe.to(device)
+    return load(model, dtype=dtype, warn=lambda _msg: None).to(device)
 
 
 def _kv_pipeline(pipe):
