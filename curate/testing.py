@@ -13,8 +13,11 @@ PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
 
 
 def shared_photos() -> Path | None:
-    """`../shared/photos` beside the checkout, when present (never shipped)."""
-    return PHOTOS if PHOTOS.is_dir() else None
+    """Real test photos: `$KLINT_TEST_PHOTOS`, else `../shared/photos` beside the checkout (never shipped)."""
+    import os
+
+    root = Path(os.environ.get("KLINT_TEST_PHOTOS") or PHOTOS)
+    return root if root.is_dir() else None
 
 
 def make_dataset(root: Path, files: Mapping[str, str | bytes | Path], config: str | None = None) -> Path:

@@ -10,5 +10,5 @@ def photos():
     """The real photos in ../shared/photos (not shipped with klint)."""
     root = shared_photos()
     if root is None:
-        pytest.skip("../shared/photos is not present beside this checkout")
+        pytest.skip("real test photos are missing: no ../shared/photos beside this checkout and no $KLINT_TEST_PHOTOS")
     return root

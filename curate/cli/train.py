@@ -21,6 +21,14 @@ _FRAMING_NAMES = {"close": "headshot", "headshot": "headshot", "half": "half-bod
                   "full": "full-body", "full-body": "full-body"}
 
 
+def _out_dir(out: Path | None, root: Path) -> Path:
+    """Beside the dataset by default; never inside it, where previews would be linted as photos."""
+    target = (out or root.parent / "klint-train" / root.name).resolve()
+    if target == root or root in target.parents:
+        raise KlintError(f"--out {target} is inside the dataset {root}; choose a folder outside it")
+    return target
+
+
 def _framing(ctx, item) -> str | None:
     """headshot | half-body | full-body from the framing (or pose) analysis, when it ran."""
     for analysis in ("framing", "pose"):
@@ -99,7 +107,7 @@ def build_job(target, *, backend: str, model: str, recipe_name: str | None, over
     resolution = cfg.resolution
     job = TrainJob(
         dataset_root=Path(ds.root).resolve(), items=tuple(items), recipe=recipe,
-        out_dir=(out or Path("klint-train") / Path(ds.root).resolve().name).resolve(), model=model,
+        out_dir=_out_dir(out, Path(ds.root).resolve()), model=model,
         trigger=cfg.trigger, resolution=resolution, base_dtype=base_dtype or file_dtype or recipe.base_dtype,
         two_stage=two_stage, sample_every=sample_every if sample_every is not None else int(train_cfg.get("sample-every", 0)),
         checkpoint_every=int(train_cfg.get("checkpoint-every", 0)), resume=resume, dry_run=dry_run, seed=seed,
@@ -115,7 +123,8 @@ def describe(job, backend: str) -> str:
     r = job.recipe
     lines = [
         f"backend     {backend}",
-        f"dataset     {job.dataset_root} ({len(job.items)} images, {job.samples_per_epoch} samples/epoch with repeats)",
+        f"dataset     {job.dataset_root} ({len(job.items)} images; per-image repeat weights "
+        f"{min(it.repeats for it in job.items)}-{max(it.repeats for it in job.items)}x)",
         f"model       {job.model}  ({r.model}, base {job.base_dtype})",
         f"recipe      {r.name}: {r.optimizer}, lr {r.lr:g}, rank {r.rank}, alpha {r.alpha}, {r.steps} steps, "
         f"wd {r.weight_decay:g}, {r.lr_schedule} lr",
@@ -145,7 +154,7 @@ def describe(job, backend: str) -> str:
 @click.option("--base-dtype", type=click.Choice(["bf16", "fp8"]), default=None)
 @click.option("--sample-every", type=int, default=None, metavar="N", help="Preview images every N steps.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default ./klint-train/<dataset>).")
+              help="Output folder (default <dataset>/../klint-train/<dataset name>).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--dry-run", is_flag=True, help="Resolve and print the plan; train nothing.")
 @click.option("--force", is_flag=True, help="Train even if the dataset has lint errors.")

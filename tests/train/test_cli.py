@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 
 from curate.testing import make_dataset, run_cli
@@ -90,6 +92,13 @@ def test_adafactor_on_9b_refused_with_reason(two_images, capsys):
 def test_bad_input_is_one_line(two_images, capsys, args, msg, tmp_path):
     code, _, err = _main(["train", two_images, "--force", "--out", tmp_path / "o", *args], capsys)
     assert code == 2 and msg in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_out_inside_the_dataset_is_refused(two_images, capsys):
+    # previews written inside the dataset would be linted (and trained on) as photos
+    code, _, err = _main(["train", two_images, "--model", "tiny", "--force", "--dry-run",
+                          "--out", Path(two_images) / "runs"], capsys)
+    assert code == 2 and "inside the dataset" in err
 
 
 def test_config_table_and_repeats_reach_the_job(tmp_path):
