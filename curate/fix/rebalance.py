@@ -468,10 +468,29 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def _toml_text(path: Path, settings: dict[str, Any], new_tables: dict[str, Any]) -> str:
+    """klint.toml with the plan tables replaced; the user's comments and layout are kept (tomlkit)."""
+    import tomlkit
+
+    if path.is_file():
+        doc = tomlkit.parse(path.read_text("utf-8"))
+    else:
+        doc = tomlkit.document()
+        doc.add(tomlkit.comment("klint settings; [repeats] and [rebalance] are written by `klint fix --rebalance`"))
+        for key, value in settings.items():
+            if key not in new_tables:
+                doc[key] = value
+    for key in ("repeats", "rebalance"):
+        if key in doc:
+            del doc[key]
+    for key, value in new_tables.items():
+        doc[key] = value
+    return tomlkit.dumps(doc)
+
+
 def apply_plan(root: Path, plan: Plan, raw_toml: dict[str, Any], new_tables: dict[str, Any],
                config: Config) -> list[str]:
     """Write what differs, crops and captions first, manifest and klint.toml last (each atomic)."""
-    import tomli_w
 
     from curate.engine.diagnostic import WriteBytes, WriteText
     from curate.fix.apply import Writer
@@ -518,7 +537,7 @@ def apply_plan(root: Path, plan: Plan, raw_toml: dict[str, Any], new_tables: dic
     new_raw.pop("rebalance", None)
     new_raw.update(new_tables)
     if new_raw != raw_toml:
-        w().apply(WriteText(str(root / CONFIG_NAME), tomli_w.dumps(new_raw)))
+        w().apply(WriteText(str(root / CONFIG_NAME), _toml_text(root / CONFIG_NAME, new_raw, new_tables)))
         changed.append(CONFIG_NAME)
         _pause()
 
