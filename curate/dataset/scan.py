@@ -24,17 +24,31 @@ def _walk(root: Path):
 
 
 def read_caption(path: Path, overlay: dict[Path, str] | None = None) -> tuple[str | None, str | None]:
-    """(text, error). Overlay lets `--diff` lint captions that were fixed only in memory."""
+    """(text, problem). Overlay lets `--diff` lint captions that were fixed only in memory.
+
+    Trainers read captions as plain UTF-8: a byte-order mark becomes part of the first tag (so the
+    trigger is no longer first) and UTF-16 or Latin-1 text arrives garbled. The text is still
+    decoded as well as possible so the other caption rules can run; the problem is reported by
+    caption.encoding.
+    """
     if overlay is not None and path in overlay:
         return overlay[path], None
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return None, exc.strerror or str(exc)
+        return None, f"cannot read: {exc.strerror or exc}"
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16"), "UTF-16 encoded"
+        except UnicodeDecodeError:
+            pass
     try:
-        return raw.decode("utf-8-sig"), None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1"), "not valid UTF-8 (read as Latin-1)"
+    if text.startswith("\ufeff"):
+        return text[1:], "starts with a UTF-8 byte-order mark"
+    return text, None
 
 
 def scan(root: Path | str, overlay: dict[Path, str] | None = None) -> Dataset:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from curate.config import Config
 from curate.dataset.model import CACHE_DIR, OWN_DIR
+from curate.dataset.scan import read_caption
 from curate.engine.diagnostic import Diagnostic, Fix, WriteBytes, WriteText
 from curate.errors import KlintError
 
@@ -103,6 +104,9 @@ class FixReport:
         chunks = []
         for path, (old, new) in sorted(self.changed.items()):
             name = dataset_display(path)
+            if old == new:  # same text, new bytes: a BOM / UTF-16 / Latin-1 file rewritten as UTF-8
+                chunks.append(f"--- a/{name}\n+++ b/{name}\n# re-encoded as UTF-8 without a byte-order mark\n")
+                continue
             chunks.extend(difflib.unified_diff(
                 old.splitlines(keepends=True), new.splitlines(keepends=True),
                 fromfile=f"a/{name}", tofile=f"b/{name}"))
@@ -137,7 +141,7 @@ def fix_dataset(root: Path | str, config: Config, *, unsafe: bool = False, write
     if rules is None:
         rules = select_rules(all_rules(), config.select, config.ignore, config.extend_select)
     overlay: dict[Path, str] = {}
-    originals: dict[Path, str] = {}
+    originals: dict[Path, tuple[bytes, str]] = {}  # raw bytes (to see re-encodings) and decoded text
     first = lint_dataset(root, config, use_cache=use_cache, overlay=overlay, rules=rules)
     result = first
     seen_states: set[tuple] = set()
@@ -151,7 +155,8 @@ def fix_dataset(root: Path | str, config: Config, *, unsafe: bool = False, write
             for edit in fix.edits:
                 path = Path(edit.path)
                 if path not in originals:
-                    originals[path] = path.read_text("utf-8-sig") if path.exists() else ""
+                    raw = path.read_bytes() if path.exists() else b""
+                    originals[path] = (raw, read_caption(path)[0] or "" if raw else "")
                 overlay[path] = edit.text
         state = tuple(sorted((str(p), t) for p, t in overlay.items()))
         if state in seen_states:  # fixes undo each other: stop rather than loop forever
@@ -161,7 +166,7 @@ def fix_dataset(root: Path | str, config: Config, *, unsafe: bool = False, write
     if runaway:
         overlay.clear()
         result = first
-    changed = {p: (originals[p], t) for p, t in overlay.items() if originals[p] != t}
+    changed = {p: (originals[p][1], t) for p, t in overlay.items() if originals[p][0] != t.encode("utf-8")}
     writer = None
     if write and changed:
         writer = Writer(first.dataset.root)
