@@ -6,16 +6,11 @@ Keys are kebab-case at the top level, like ruff.toml. CLI flags override the fil
 from __future__ import annotations
 
 import dataclasses
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from curate.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 CONFIG_NAME = "klint.toml"
 MODELS = ("klein-4b", "klein-9b")
