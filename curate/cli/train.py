@@ -14,7 +14,8 @@ from curate.errors import KlintError
 from curate.recipes import OPTIMIZERS, RECIPES
 
 # recipe fields a `[train]` table in klint.toml may set (kebab-case keys)
-_TRAIN_KEYS = ("steps", "lr", "rank", "alpha", "optimizer", "weight-decay", "resolution", "base-dtype")
+_TRAIN_KEYS = ("steps", "lr", "rank", "alpha", "optimizer", "weight-decay", "resolution", "base-dtype",
+               "gradient-accumulation")
 
 
 _FRAMING_NAMES = {"close": "headshot", "headshot": "headshot", "half": "half-body", "half-body": "half-body",
@@ -74,7 +75,7 @@ def build_job(target, *, backend: str, model: str, recipe_name: str | None, over
     if recipe_name is None and "recipe" not in train_cfg:
         merged.setdefault("model", cfg.model)
     recipe = get_recipe(name, **merged)
-    for field in ("steps", "rank", "alpha"):
+    for field in ("steps", "rank", "alpha", "gradient_accumulation"):
         if getattr(recipe, field) < 1:
             raise KlintError(f"--{field} must be >= 1, got {getattr(recipe, field)}")
     if not recipe.lr > 0:
@@ -127,12 +128,14 @@ def describe(job, backend: str) -> str:
         f"{min(it.repeats for it in job.items)}-{max(it.repeats for it in job.items)}x)",
         f"model       {job.model}  ({r.model}, base {job.base_dtype})",
         f"recipe      {r.name}: {r.optimizer}, lr {r.lr:g}, rank {r.rank}, alpha {r.alpha}, {r.steps} steps, "
-        f"wd {r.weight_decay:g}, {r.lr_schedule} lr",
+        f"wd {r.weight_decay:g}, {r.lr_schedule} lr, gradient accumulation {r.gradient_accumulation}",
         f"resolution  {job.resolution}",
         f"trigger     {job.trigger or '(none)'}",
     ]
     if job.two_stage:
         lines.append(f"stage 2     {len(job.stage2_items)} full-body images, lr {r.stage2_lr:g}, {r.stage2_steps} steps")
+    if backend == "builtin":
+        lines.append(f"speed       {(job.options or {}).get('speed', 'auto')}")
     lines.append(f"out         {job.out_dir}")
     return "\n".join(lines) + "\n"
 
@@ -152,6 +155,11 @@ def describe(job, backend: str) -> str:
 @click.option("--two-stage", is_flag=True, help="Add stage 2: full-body images only at lower lr.")
 @click.option("--resolution", type=int, default=None, help="Training resolution (default from config, 1024).")
 @click.option("--base-dtype", type=click.Choice(["bf16", "fp8"]), default=None)
+@click.option("--gradient-accumulation", type=int, default=None, metavar="N",
+              help="Micro-batches per optimizer step (default from recipe / [train], 1).")
+@click.option("--speed", type=click.Choice(["auto", "fast", "low-memory"]), default=None,
+              help="builtin on CUDA: fast = no checkpointing + regional compile + fp8 matmuls (Ada/Hopper); "
+                   "low-memory = checkpointing + fp8 matmuls; auto = checkpointing only if VRAM is short.")
 @click.option("--sample-every", type=int, default=None, metavar="N", help="Preview images every N steps.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default <dataset>/../klint-train/<dataset name>).")
@@ -168,7 +176,7 @@ def describe(job, backend: str) -> str:
 @click.option("--tool-path", type=click.Path(path_type=Path), default=None,
               help="Exporter backends: the tool's checkout (else its $..._DIR variable, else PATH).")
 def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimizer, two_stage, resolution,
-              base_dtype, sample_every, out, resume, dry_run, force, seed, trigger, config_file, no_cache,
+              base_dtype, gradient_accumulation, speed, sample_every, out, resume, dry_run, force, seed, trigger, config_file, no_cache,
               no_progress, run_tool, tool_path):
     """Train a character LoRA on a linted dataset (or export a job for another trainer)."""
     from curate.backends import get_registry
@@ -194,14 +202,20 @@ def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimiz
         raise KlintError("no --model given (a diffusers folder, a cached hub id such as "
                          "black-forest-labs/FLUX.2-klein-base-9B, a .safetensors checkpoint, or `tiny`)")
     job = build_job(target, backend=backend, model=str(model), recipe_name=recipe_name,
-                    overrides=dict(steps=steps, lr=lr, rank=rank, alpha=alpha, optimizer=optimizer),
+                    overrides=dict(steps=steps, lr=lr, rank=rank, alpha=alpha, optimizer=optimizer,
+                                   gradient_accumulation=gradient_accumulation),
                     two_stage=two_stage, out=out, base_dtype=base_dtype, sample_every=sample_every, resume=resume,
                     dry_run=dry_run, seed=seed, force=force, use_cache=not no_cache,
                     show_progress=show_progress(no_progress))
+    speed = speed or (target.config.train or {}).get("speed") or "auto"
+    if speed not in ("auto", "fast", "low-memory"):
+        raise KlintError(f"[train] speed must be auto, fast or low-memory, got {speed!r}")
+    options = {"speed": speed}
     if run_tool or tool_path:
-        import dataclasses
+        options.update(run=run_tool, tool_path=str(tool_path) if tool_path else None)
+    import dataclasses
 
-        job = dataclasses.replace(job, options={"run": run_tool, "tool_path": str(tool_path) if tool_path else None})
+    job = dataclasses.replace(job, options=options)
     if dry_run:
         click.echo(describe(job, backend), nl=False)
         if missing:

@@ -12,6 +12,7 @@ and DDP averages LoRA gradients; rank 0 writes every file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import json
@@ -123,11 +124,18 @@ def flow_matching_loss(model, x0: torch.Tensor, noise: torch.Tensor, sigma: torc
     return torch.nn.functional.mse_loss(pred[:, : x0.shape[1]].float(), (noise - x0).float())
 
 
-def want_checkpointing(transformer, device: torch.device, tokens: int) -> tuple[bool, str]:
-    """Gradient checkpointing only when activations would not fit in free VRAM."""
+SPEEDS = ("auto", "fast", "low-memory")
+
+
+def want_checkpointing(transformer, device: torch.device, tokens: int, speed: str = "auto") -> tuple[bool, str]:
+    """Gradient checkpointing only when activations would not fit in free VRAM (or as --speed asks)."""
     env = os.environ.get("KLINT_GRADIENT_CHECKPOINTING")
     if env in ("0", "1"):
         return env == "1", "KLINT_GRADIENT_CHECKPOINTING"
+    if speed == "low-memory":
+        return True, "--speed low-memory"
+    if speed == "fast":
+        return False, "--speed fast"
     if device.type != "cuda":
         return False, "cpu"
     cfg = transformer.config
@@ -310,7 +318,12 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
 
     # ---- model -----------------------------------------------------------------------------
     transformer = pipe.transformer
-    fp8_matmul = os.environ.get("KLINT_FP8_MATMUL") == "1"
+    speed = (job.options or {}).get("speed") or "auto"
+    # fp8 matmuls need Ada/Hopper tensor cores; elsewhere they would only add casts
+    fp8_hw = cuda and torch.cuda.get_device_capability(device) >= (8, 9)
+    fp8_matmul = os.environ.get("KLINT_FP8_MATMUL") == "1" or (speed != "auto" and fp8_hw)
+    if speed != "auto" and not cuda:
+        tell(f"--speed {speed}: compilation and fp8 matmuls need a CUDA GPU; running eager on {device.type}")
     if job.base_dtype == "fp8" and not fp8_matmul:
         # weight-only fp8 storage of the frozen base, upcast per layer for compute
         transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
@@ -319,18 +332,19 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
     lora_dtype = torch.bfloat16 if (kahan and cuda) else torch.float32
     params = lora_mod.add_lora(transformer, job.recipe.rank, job.recipe.alpha, dtype=lora_dtype)
     max_tokens = max((bw // 16) * (bh // 16) for bw, bh in buckets) + T.MAX_TOKENS
-    ckpt_on, why = want_checkpointing(transformer, device, max_tokens)
+    ckpt_on, why = want_checkpointing(transformer, device, max_tokens, speed)
     if ckpt_on:
         transformer.enable_gradient_checkpointing()
     tell(f"gradient checkpointing {'on' if ckpt_on else 'off'} ({why})")
     if fp8_matmul:
         from plugins.klein.fp8 import convert_lora_base_layers
 
-        tell(f"fp8 matmuls on {convert_lora_base_layers(transformer)} frozen base linears (KLINT_FP8_MATMUL=1)")
-    if os.environ.get("KLINT_COMPILE") == "1" and not ckpt_on:
+        tell(f"fp8 matmuls on {convert_lora_base_layers(transformer)} frozen base linears")
+    compile_on = os.environ.get("KLINT_COMPILE") == "1" or (speed == "fast" and cuda)
+    if compile_on and not ckpt_on:
         # regional compilation; compiling with checkpointing crashed inductor on H200 (see notes)
         transformer.compile_repeated_blocks()
-        tell("regional compilation of the repeated blocks (KLINT_COMPILE=1)")
+        tell("regional compilation of the repeated blocks")
     model = transformer
     if d.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -357,6 +371,7 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
 
     # ---- loop ------------------------------------------------------------------------------
     model.train()
+    accum = max(1, int(job.recipe.gradient_accumulation))
     reporter = Reporter(total, start, progress and d.main)
     last_loss = float("nan")
     t_loop = time.perf_counter()
@@ -365,24 +380,35 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
             for step in range(start, total):
                 stage = next(s for s in stages if s.start <= step < s.start + s.steps)
                 set_lr(opt, stage.lr)
-                idx = sample_index(job, stage, step - stage.start, d)
-                g = step_generator(job.seed, step, d.rank)
-                x0 = lat[idx].unsqueeze(0)
-                _, c, h, w = x0.shape
-                n_tok = h * w
-                sigma = sample_sigmas(1, n_tok, g)
-                noise = torch.randn(x0.shape, generator=g)
-                drop = torch.rand(1, generator=g).item() < CAPTION_DROPOUT
-                caption = "" if drop else job.items[idx].caption
-                emb = txt[caption].unsqueeze(0).to(device, dtype)
-                # bf16 autocast on GPU: fp32 LoRA factors would otherwise run their matmuls in fp32
-                with torch.autocast(device.type, dtype=dtype, enabled=cuda):
-                    loss = flow_matching_loss(model, L.pack(x0).to(device), L.pack(noise).to(device),
-                                              sigma.to(device), emb, h, w, dtype)
-                loss.backward()
+                lv = torch.zeros((), device=device)
+                seen, sigmas, drops = [], [], []
+                for k in range(accum):
+                    # micro-batch k of this step; with accum == 1 this is exactly the step itself,
+                    # so data order and noise do not depend on whether accumulation exists
+                    micro = step * accum + k
+                    idx = sample_index(job, stage, (step - stage.start) * accum + k, d)
+                    g = step_generator(job.seed, micro, d.rank)
+                    x0 = lat[idx].unsqueeze(0)
+                    _, c, h, w = x0.shape
+                    sigma = sample_sigmas(1, h * w, g)
+                    noise = torch.randn(x0.shape, generator=g)
+                    drop = torch.rand(1, generator=g).item() < CAPTION_DROPOUT
+                    caption = "" if drop else job.items[idx].caption
+                    emb = txt[caption].unsqueeze(0).to(device, dtype)
+                    # DDP syncs gradients on the last micro-batch only
+                    sync = contextlib.nullcontext() if (d.world == 1 or k == accum - 1) else model.no_sync()
+                    with sync:
+                        # bf16 autocast on GPU: fp32 LoRA factors would otherwise run their matmuls in fp32
+                        with torch.autocast(device.type, dtype=dtype, enabled=cuda):
+                            loss = flow_matching_loss(model, L.pack(x0).to(device), L.pack(noise).to(device),
+                                                      sigma.to(device), emb, h, w, dtype) / accum
+                        loss.backward()
+                    lv += loss.detach()
+                    seen.append(job.items[idx].rel)
+                    sigmas.append(round(float(sigma), 6))
+                    drops.append(drop)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
-                lv = loss.detach()
                 if d.world > 1:
                     import torch.distributed as dist
 
@@ -391,9 +417,12 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
                 last_loss = float(lv)
                 done = step + 1
                 if d.main:
-                    mfh.write(json.dumps(dict(step=done, loss=last_loss, lr=stage.lr, sigma=round(float(sigma), 6),
-                                              stage=stage.index, image=job.items[idx].rel, caption_dropped=drop,
-                                              elapsed_s=round(time.perf_counter() - t_loop, 3))) + "\n")
+                    row = dict(step=done, loss=last_loss, lr=stage.lr, sigma=sigmas[0], stage=stage.index,
+                               image=seen[0], caption_dropped=drops[0],
+                               elapsed_s=round(time.perf_counter() - t_loop, 3))
+                    if accum > 1:
+                        row.update(sigma=sigmas, image=seen, caption_dropped=drops)
+                    mfh.write(json.dumps(row) + "\n")
                     mfh.flush()
                 reporter.update(done, last_loss)
                 if done % every == 0 or done == total:
