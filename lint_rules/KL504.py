@@ -1,4 +1,4 @@
-from curate.analysis.text import find_trigger
+from curate.analysis.text import find_trigger, prefix_trigger
 from curate.engine.diagnostic import Fix, WriteText
 from curate.engine.rule import Rule
 
@@ -39,6 +39,6 @@ class KL504(Rule):
             exact, variants = find_trigger(text, trigger)
             if exact or variants:
                 continue
-            new = f"{trigger}, {text.lstrip()}"
+            new = prefix_trigger(trigger, text)
             fix = Fix(f"prepend \"{trigger}, \"", (WriteText(str(ctx.dataset.abspath(item.rel_caption)), new),))
             yield self.diag(ctx, item.rel_caption, f"trigger \"{trigger}\" is missing", fix=fix)

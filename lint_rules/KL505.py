@@ -1,6 +1,6 @@
 import re
 
-from curate.analysis.text import cut, find_trigger, trigger_is_first
+from curate.analysis.text import cut, find_trigger, prefix_trigger, trigger_is_first
 from curate.engine.diagnostic import Fix, WriteText
 from curate.engine.rule import Rule
 
@@ -44,7 +44,7 @@ class KL505(Rule):
             if text[b:b + 2] in ("'s", "’s"):
                 b += 2
             rest = cut(text, [(a, b)])
-            new = f"{trigger}, {rest}" if rest.strip() else trigger
+            new = prefix_trigger(trigger, rest)
             new = re.sub(r"^(\S+), ([,.;])", r"\1\2", new)
             line = text.count("\n", 0, a) + 1
             col = a - (text.rfind("\n", 0, a) + 1) + 1

@@ -90,6 +90,23 @@ def framing_terms(text: str) -> list[dict]:
 
 # --- edits ------------------------------------------------------------------------------------
 
+# sentence-start words that stop being sentence starts once the trigger goes in front of them;
+# anything else (names, places, "I") keeps its capital
+_LOWER_AFTER_TRIGGER = {"A", "An", "The", "She", "He", "They", "Her", "His", "Their", "This", "That", "In", "On",
+                        "At", "With", "Standing", "Sitting", "Walking", "Wearing", "Close", "Half", "Full", "Portrait"}
+
+
+def prefix_trigger(trigger: str, rest: str) -> str:
+    """`trigger, rest`, with a capitalised sentence start in `rest` lower-cased ("A woman" -> "a woman")."""
+    rest = rest.lstrip()
+    if not rest:
+        return trigger
+    first = re.match(r"[A-Za-z]+", rest)
+    if first and first.group(0) in _LOWER_AFTER_TRIGGER:
+        rest = rest[0].lower() + rest[1:]
+    return f"{trigger}, {rest}"
+
+
 def tidy(text: str) -> str:
     """Repair separators after words were cut out: doubled commas, stray "and", double spaces."""
     lines = []

@@ -195,7 +195,7 @@ def test_face_fix_prose_keeps_grammar_and_trigger(tmp_path):
     assert (root / "c.txt").read_text() == "jane_doe"
     assert (root / "d.txt").read_text() == "jane_doe sits at a cafe table."
     # the whole "with ..." phrase goes, not just its adjectives ("a woman with hair")
-    assert (root / "e.txt").read_text() == "jane_doe, A woman standing in a garden"
+    assert (root / "e.txt").read_text() == "jane_doe, a woman standing in a garden"
     # ... unless the hair is described further and the sentence needs the noun
     assert (root / "f.txt").read_text() == "jane_doe, a woman with hair pulled back, reading"
 
@@ -276,3 +276,14 @@ def test_warm_relint_imports_no_spacy(tmp_path):
     assert "spacy" in first.stdout.splitlines()[0]
     assert second.stdout.splitlines()[0].count("spacy") == 0
     assert second.stdout.splitlines()[1] == "1"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("A woman reading, jane_doe", "jane_doe, a woman reading"),
+    ("She smiles at the camera. jane_doe in Paris", "jane_doe, she smiles at the camera. in Paris"),
+    ("Paris street at night, jane_doe", "jane_doe, Paris street at night"),  # a name keeps its capital
+])
+def test_trigger_move_lowercases_a_sentence_start(tmp_path, text, expected):
+    root = ds(tmp_path, {"a": text})
+    fix_dataset(root, cfg(trigger="jane_doe", select=("KL505",)))
+    assert (root / "a.txt").read_text() == expected
