@@ -13,8 +13,11 @@ from curate.cli.output import OutputFormat, render
 @click.option("--format", "--output-format", "fmt", type=click.Choice([f.value for f in OutputFormat]),
               default="concise", show_default=True, help="How to print diagnostics.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
+@click.option("--fix", "apply_fixes", is_flag=True, help="Apply safe fixes first (like `klint fix`), then report.")
+@click.option("--unsafe-fixes", is_flag=True, help="With --fix: also apply unsafe fixes.")
 @dataset_options
-def lint_cmd(paths, fmt, exit_zero, select, ignore, trigger, resolution, config_file, no_cache, no_progress):
+def lint_cmd(paths, fmt, exit_zero, apply_fixes, unsafe_fixes, select, ignore, trigger, resolution, config_file,
+             no_cache, no_progress):
     """Lint dataset folders (images + same-stem .txt captions)."""
     from curate.engine.runner import lint_dataset
 
@@ -22,6 +25,13 @@ def lint_cmd(paths, fmt, exit_zero, select, ignore, trigger, resolution, config_
                               ignore=list(ignore) or None, trigger=trigger, resolution=resolution)
     diagnostics, rules = [], []
     for t in targets:
+        if apply_fixes:
+            from curate.fix.apply import fix_dataset
+
+            report = fix_dataset(t.root, t.config, unsafe=unsafe_fixes, use_cache=not no_cache)
+            if report.changed:
+                click.echo(f"klint: fixed {len(report.fixed)} problem(s) in {len(report.changed)} caption(s); "
+                           f"backup in {report.backup_dir}", err=True)
         result = lint_dataset(t.root, t.config, use_cache=not no_cache, show_progress=show_progress(no_progress))
         diagnostics.extend(d for d in result.diagnostics if keep(d, t.only))
         rules = result.rules

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -97,3 +98,14 @@ def test_writer_refuses_to_overwrite_user_images(tmp_path):
     w.apply(WriteBytes(str(ds / "_klint" / "derived" / "a__close.png"), b"ok"))
     assert (ds / "_klint" / "derived" / "a__close.png").read_bytes() == b"ok"
     assert (ds / "a.png").read_bytes() == png()
+
+
+def test_lint_fix_flag_fixes_then_reports_what_remains(tmp_path):
+    ds = make_dataset(tmp_path / "d", {"a.png": png(), "a.txt": "Hello ping"})
+    r = run_cli(["lint", "--select", "TST", "--fix", "--format", "json", str(ds)], env=PLUGIN_ENV)
+    assert r.exit_code == 1  # the unsafe finding is still there
+    assert (ds / "a.txt").read_text() == "hello ping"
+    assert [d["code"] for d in json.loads(r.stdout)] == ["TST002"]
+    assert "fixed 1 problem(s) in 1 caption(s)" in r.stderr
+    r = run_cli(["lint", "--select", "TST", "--fix", "--unsafe-fixes", str(ds)], env=PLUGIN_ENV)
+    assert r.exit_code == 0 and (ds / "a.txt").read_text() == "hello pong"
