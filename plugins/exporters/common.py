@@ -508,3 +508,16 @@ class Exporter:
         for c in commands:
             if c and not c.startswith("#"):
                 click.echo(f"  {c}")
+
+
+class SingleFileExporter(Exporter):
+    """Tools that take the base DiT as one file, with the VAE and Qwen3 files beside it by default."""
+
+    vae_name = ""
+
+    def components(self, job: Any):
+        return single_file_components(str(job.model), job.recipe.model, self.vae_name, opts(job))
+
+    def model_paths(self, job: Any, o: dict[str, Any]) -> dict[str, str]:
+        m = self.components(job)
+        return {"--model": m.dit, "VAE": m.vae, "text encoder": m.text_encoder}

@@ -6,7 +6,7 @@ from typing import Any
 
 from curate.errors import KlintError
 from plugins.exporters.common import (
-    Export, Exporter, Group, ToolSpec, epochs_for, opts, samples, shell_join, single_file_components, toml_dump,
+    Export, Group, SingleFileExporter, ToolSpec, epochs_for, samples, shell_join, toml_dump,
 )
 
 TOOL = ToolSpec("diffusion-pipe", "DIFFUSION_PIPE_DIR", ("train.py",))
@@ -15,16 +15,10 @@ OPTIMIZERS = {"adamw8bit": "adamw8bit", "adamw8bit-kahan": "AdamW8bitKahan", "ad
 SHIFT = 3  # diffusion-pipe's Klein example: logit-normal sigma, fixed shift 3
 
 
-class DiffusionPipeExporter(Exporter):
+class DiffusionPipeExporter(SingleFileExporter):
     name = "diffusion-pipe"
     tool = TOOL
-
-    def components(self, job: Any):
-        return single_file_components(str(job.model), job.recipe.model, "flux2-vae.safetensors", opts(job))
-
-    def model_paths(self, job: Any, o: dict[str, Any]) -> dict[str, str]:
-        m = self.components(job)
-        return {"--model": m.dit, "VAE": m.vae, "text encoder": m.text_encoder}
+    vae_name = "flux2-vae.safetensors"
 
     def dataset_toml(self, ex: Export, groups: list[Group]) -> str:
         data = {"resolutions": [ex.resolution], "enable_ar_bucket": True, "min_ar": 0.5, "max_ar": 2.0,

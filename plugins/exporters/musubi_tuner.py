@@ -6,7 +6,7 @@ from typing import Any
 
 from curate.errors import KlintError
 from plugins.exporters.common import (
-    Export, Exporter, Group, ToolSpec, opts, samples, shell_join, single_file_components, toml_dump,
+    Export, Group, SingleFileExporter, ToolSpec, samples, shell_join, toml_dump,
 )
 
 TOOL = ToolSpec("musubi-tuner", "MUSUBI_TUNER_DIR", ("src/musubi_tuner/flux_2_train_network.py",))
@@ -15,16 +15,10 @@ OPTIMIZERS = {"adamw8bit": "AdamW8bit", "adamw": "AdamW", "adafactor": "Adafacto
 SCRIPTS = "$MUSUBI_TUNER_DIR/src/musubi_tuner"
 
 
-class MusubiTunerExporter(Exporter):
+class MusubiTunerExporter(SingleFileExporter):
     name = "musubi-tuner"
     tool = TOOL
-
-    def components(self, job: Any):
-        return single_file_components(str(job.model), job.recipe.model, "ae.safetensors", opts(job))
-
-    def model_paths(self, job: Any, o: dict[str, Any]) -> dict[str, str]:
-        m = self.components(job)
-        return {"--model": m.dit, "VAE": m.vae, "text encoder": m.text_encoder}
+    vae_name = "ae.safetensors"
 
     def validate(self, job: Any) -> None:
         if job.recipe.optimizer not in OPTIMIZERS:
