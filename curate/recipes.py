@@ -49,7 +49,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "standard": Recipe(
         name="standard", model="klein-9b", optimizer="adamw8bit", lr=1e-4, rank=32, alpha=32, steps=3000,
-        repeats=100, weight_decay=0.01, steps_range=(2000, 4000), rank_range=(16, 32),
+        repeats=100, weight_decay=0.01, steps_range=(2000, 4000), rank_range=(16, 32), base_dtype="fp8",
         notes="RunComfy standard recipe: adamw8bit, lr 1e-4, rank 16-32, 2-4K steps, 90-120 repeats, fp8 base, bf16 LoRA.",
     ),
     "herbst": Recipe(

@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from curate.errors import KlintError
 from curate.recipes import Recipe
 
 FRAMINGS = ("headshot", "half-body", "full-body")
@@ -66,3 +67,25 @@ class TrainJob:
             return v
 
         return conv(dataclasses.asdict(self))
+
+
+def image_readable(path: Path) -> bool:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except Exception:  # PIL raises many types for damaged files; any of them means "not trainable"
+        return False
+
+
+def check_trainable(trigger: str | None, items: tuple[TrainItem, ...] | list) -> None:
+    """What may never reach a training job, --force or not: no trigger word, an image that cannot be decoded."""
+    if not (trigger or "").strip():
+        raise KlintError("no trigger word: set `trigger` in klint.toml or pass --trigger (a character LoRA without "
+                         "one cannot be called up; --force does not skip this)")
+    bad = [it.rel for it in items if it.image is None or not image_readable(Path(it.image))]
+    if bad:
+        raise KlintError(f"{len(bad)} image(s) cannot be decoded and would break training: {', '.join(bad[:5])}"
+                         + (" ..." if len(bad) > 5 else "") + " (--force never includes unreadable images)")

@@ -15,7 +15,9 @@ from curate.recipes import OPTIMIZERS, RECIPES
 
 # recipe fields a `[train]` table in klint.toml may set (kebab-case keys)
 _TRAIN_KEYS = ("steps", "lr", "rank", "alpha", "optimizer", "weight-decay", "resolution", "base-dtype",
-               "gradient-accumulation")
+               "gradient-accumulation", "repeats")
+# exporter settings a `[train]` table may set (paths on the training machine; flags win)
+_EXPORT_KEYS = {"vae": "vae", "text-encoder": "text_encoder", "link": "link"}
 
 
 _FRAMING_NAMES = {"close": "headshot", "headshot": "headshot", "half": "half-body", "half-body": "half-body",
@@ -99,6 +101,9 @@ def build_job(target, *, backend: str, model: str, recipe_name: str | None, over
                                framing=_framing(result.context, it), repeats=int(cfg.repeats.get(it.rel_image, 1))))
     if not items:
         raise KlintError(f"{target.root}: no images to train on")
+    from curate.train_job import check_trainable
+
+    check_trainable(cfg.trigger, items)
     prompts = train_cfg.get("sample-prompts")
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -126,7 +131,7 @@ def describe(job, backend: str) -> str:
         f"backend     {backend}",
         f"dataset     {job.dataset_root} ({len(job.items)} images; per-image repeat weights "
         f"{min(it.repeats for it in job.items)}-{max(it.repeats for it in job.items)}x)",
-        f"model       {job.model}  ({r.model}, base {job.base_dtype})",
+        f"model       {job.model}  (recipe variant {r.model}; frozen base weights trained in {job.base_dtype})",
         f"recipe      {r.name}: {r.optimizer}, lr {r.lr:g}, rank {r.rank}, alpha {r.alpha}, {r.steps} steps, "
         f"wd {r.weight_decay:g}, {r.lr_schedule} lr, gradient accumulation {r.gradient_accumulation}",
         f"resolution  {job.resolution}",
@@ -175,9 +180,16 @@ def describe(job, backend: str) -> str:
               help="Exporter backends: launch the tool after writing its job, streaming its output.")
 @click.option("--tool-path", type=click.Path(path_type=Path), default=None,
               help="Exporter backends: the tool's checkout (else its $..._DIR variable, else PATH).")
+@click.option("--vae", default=None, metavar="FILE",
+              help="Exporter backends: the VAE file on the training machine (musubi: BFL ae.safetensors).")
+@click.option("--text-encoder", default=None, metavar="FILE",
+              help="Exporter backends: the Qwen3 file, or the first shard of split files (musubi).")
+@click.option("--link", "link", is_flag=True,
+              help="Exporter backends: symlink the images instead of copying / hard-linking them "
+                   "(the job then only works where the dataset is).")
 def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimizer, two_stage, resolution,
               base_dtype, gradient_accumulation, speed, sample_every, out, resume, dry_run, force, seed, trigger, config_file, no_cache,
-              no_progress, run_tool, tool_path):
+              no_progress, run_tool, tool_path, vae, text_encoder, link):
     """Train a character LoRA on a linted dataset (or export a job for another trainer)."""
     from curate.backends import get_registry
     from curate.cli.common import resolve_targets, show_progress
@@ -213,6 +225,17 @@ def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimiz
     options = {"speed": speed}
     if run_tool or tool_path:
         options.update(run=run_tool, tool_path=str(tool_path) if tool_path else None)
+    train_cfg = target.config.train or {}
+    for key, name in _EXPORT_KEYS.items():
+        if key in train_cfg:
+            options[name] = train_cfg[key]
+    if link:
+        options["link"] = "symlink"
+    if options.get("link") not in (None, "auto", "copy", "hardlink", "symlink"):
+        raise KlintError(f"[train] link must be auto, copy, hardlink or symlink, got {options['link']!r}")
+    for name, value in (("vae", vae), ("text_encoder", text_encoder)):
+        if value:
+            options[name] = value
     import dataclasses
 
     job = dataclasses.replace(job, options=options)

@@ -29,6 +29,7 @@ from curate.config import CONFIG_NAME, Config
 from curate.dataset.derived import MANIFEST, load_manifest
 from curate.dataset.model import OWN_DIR, Dataset
 from curate.errors import KlintError
+from curate.fix.trainplan import base_repeats, repeats_per_image  # noqa: F401  (base_repeats: re-exported)
 from curate.fix.crops import FRAMING_PHRASE, SOURCES_FOR, Refusal, crop_box, derived_name, rewrite_caption
 
 GROUPS = ("close", "half", "full")
@@ -105,13 +106,6 @@ def effective_shares(mult: dict[str, int], framing: dict[str, str]) -> dict[str,
         g = framing.get(rel, "none")
         out[g if g in out else "none"] += m / total
     return out
-
-
-def base_repeats(avg_repeats: int, n_images: int, total_mult: int) -> int:
-    """Repeats of a x1 image, so the epoch keeps avg_repeats x n_images samples (the seed's math)."""
-    if total_mult <= 0:
-        return avg_repeats
-    return max(1, round(avg_repeats * n_images / total_mult))
 
 
 # -- plan --------------------------------------------------------------------------------------
@@ -277,9 +271,7 @@ def per_image_repeats(config: Config, rels: Iterable[str], avg_repeats: int | No
     """Absolute repeats per image: base x multiplier, base chosen so the average stays the seed's."""
     rels = list(rels)
     avg = int(avg_repeats or config.train.get("repeats") or SEED_REPEATS)
-    mult = {r: int(config.repeats.get(r, 1)) for r in rels}
-    base = base_repeats(avg, len(rels), sum(mult.values()))
-    return {r: base * m for r, m in mult.items()}
+    return repeats_per_image({r: int(config.repeats.get(r, 1)) for r in rels}, avg)
 
 
 # -- CLI ---------------------------------------------------------------------------------------

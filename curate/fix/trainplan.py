@@ -34,6 +34,20 @@ def train_settings(config: Config) -> TrainSettings:
                          repeats=train.get("repeats", recipe.repeats), kind=str(train.get("kind", "character")))
 
 
+def base_repeats(avg_repeats: int, n_images: int, total_mult: int) -> int:
+    """Repeats of a x1 image, so the epoch keeps avg_repeats x n_images samples (the seed's math)."""
+    if total_mult <= 0:
+        return avg_repeats
+    return max(1, round(avg_repeats * n_images / total_mult))
+
+
+def repeats_per_image(multipliers: dict[str, int], avg_repeats: int) -> dict[str, int]:
+    """Absolute repeats per image (base x rebalance multiplier): the one number the plan, lint and exports show."""
+    mult = {rel: max(1, int(m or 1)) for rel, m in multipliers.items()}
+    base = base_repeats(int(avg_repeats), len(mult), sum(mult.values()))
+    return {rel: base * m for rel, m in mult.items()}
+
+
 def config_location(config: Config, root: Path, table: str, key: str) -> tuple[str, int]:
     """(dataset-relative config path or "", 1-based line of `key` inside `[table]`) for messages."""
     src = config.source

@@ -27,7 +27,8 @@ from curate.recipes import check_recipe
 MARKER = ".klint-export"  # proves `--out` was written by klint, so re-exporting may clear it
 # the seed's repeats math assumes ~10 images (90-120 repeats x 10 = 900-1200 samples per epoch)
 REFERENCE_IMAGES = 10
-LINK_MODES = ("symlink", "copy", "hardlink")
+# auto: hard link where the job shares the dataset's file system, else a copy; both survive `rsync -a`
+LINK_MODES = ("auto", "copy", "hardlink", "symlink")
 FULL_BODY = ("full-body", "full_body", "fullbody", "full")
 
 
@@ -61,21 +62,15 @@ def is_full_body(item: Any) -> bool:
 
 # ----------------------------------------------------------------------------- repeats
 
-def base_repeats(recipe_repeats: int, n_images: int) -> int:
-    """Recipe repeats scaled so an epoch stays near recipe_repeats x 10 samples whatever the image count."""
-    if n_images <= 0:
-        return recipe_repeats
-    return max(1, round(recipe_repeats * REFERENCE_IMAGES / n_images))
+def plan_repeats(items: Sequence[Any], avg_repeats: int) -> dict[str, int]:
+    """Per-image repeats: the same numbers `klint fix --rebalance` prints (one function computes both)."""
+    from curate.fix.trainplan import repeats_per_image
 
-
-def plan_repeats(items: Sequence[Any], recipe_repeats: int) -> dict[str, int]:
-    """Per-image repeat count: the rebalance multiplier (item.repeats) times the scaled base."""
-    base = base_repeats(recipe_repeats, len(items))
-    return {item_get(it, "rel"): base * max(1, int(item_get(it, "repeats", 1) or 1)) for it in items}
+    return repeats_per_image({item_get(it, "rel"): int(item_get(it, "repeats", 1) or 1) for it in items}, avg_repeats)
 
 
 def epochs_for(steps: int, samples_per_epoch: int, batch: int = 1, accumulation: int = 1) -> int:
-    """Whole epochs covering at least `steps` optimizer steps (epoch-based tools cannot stop mid-epoch)."""
+    """Whole epochs covering at least `steps` optimizer steps (the tool then stops at exactly `steps`)."""
     per_epoch = max(1, samples_per_epoch // max(1, batch * accumulation))
     return max(1, math.ceil(steps / per_epoch))
 
@@ -128,16 +123,16 @@ def _place(src: Path, dest: Path, mode: str) -> None:
         shutil.copy2(src, dest)
         return
     try:
-        if mode == "hardlink":
-            os.link(src, dest)
-        else:
+        if mode == "symlink":  # --link: on purpose, the job then only works where the dataset is
             os.symlink(src.resolve(), dest)
-    except OSError:  # filesystems without links (FAT, some Windows setups): copying is still safe
+        else:
+            os.link(src.resolve(), dest)
+    except OSError:  # another file system, or one without links: a copy is always self-contained
         shutil.copy2(src, dest)
 
 
 def materialize(items: Sequence[Any], repeats: dict[str, int], out: Path, subdir: str, trigger: str | None,
-                mode: str = "symlink") -> list[Group]:
+                mode: str = "auto") -> list[Group]:
     """Lay `items` out under out/subdir/<repeats>_<trigger>/ (kohya-style names), larger repeats first."""
     if mode not in LINK_MODES:
         raise KlintError(f"unknown link mode {mode!r} (available: {', '.join(LINK_MODES)})")
@@ -171,52 +166,17 @@ def samples(groups: Iterable[Group]) -> int:
 
 # ----------------------------------------------------------------------------- model files
 
-@dataclasses.dataclass(frozen=True)
-class ModelFiles:
-    dit: str
-    vae: str
-    text_encoder: str
-
-
-TEXT_ENCODER_FILE = {"klein-4b": "qwen_3_4b.safetensors", "klein-9b": "qwen_3_8b.safetensors"}
-
-
-def single_file_components(model: str, variant: str, vae_name: str, o: dict[str, Any]) -> ModelFiles:
-    """--model is the base DiT file; the VAE and Qwen3 files default to ComfyUI's names and folders.
-
-    `models/diffusion_models/x.safetensors` -> `models/vae/<vae_name>`, `models/text_encoders/qwen_3_*`;
-    any other folder -> siblings of the model file. `vae` / `text_encoder` options override.
-    """
-    p = Path(model)
-    if p.parent.name == "diffusion_models":
-        vae_dir, te_dir = p.parent.parent / "vae", p.parent.parent / "text_encoders"
-    else:
-        vae_dir = te_dir = p.parent
-    vae = o.get("vae") or str(vae_dir / vae_name)
-    te = o.get("text_encoder") or str(te_dir / TEXT_ENCODER_FILE[variant])
-    return ModelFiles(dit=model, vae=str(vae), text_encoder=str(te))
-
-
-def check_model_paths(paths: dict[str, str], dry_run: bool) -> None:
-    if dry_run:
+def check_models(res: Any, dry_run: bool, warnings: list[str]) -> None:
+    """Refuse a model set with missing files (one line); with --dry-run, a loud warning naming each."""
+    if not res.missing:
         return
-    for what, path in paths.items():
-        if not Path(path).exists():
-            raise KlintError(f"{what} {path} does not exist on this machine "
-                             "(pass --dry-run to prepare a job for another machine)")
-
-
-def model_warnings(model: str, variant: str) -> list[str]:
-    """Cheap name checks: the seed's two model mistakes (distilled weights, wrong size)."""
-    name = Path(model).name.lower()
-    notes = []
-    if "klein" in name and "base" not in name:
-        notes.append(f"{Path(model).name} looks like a distilled Klein checkpoint; train the base model "
-                     "(distilled training gives grey blocks and generic faces)")
-    other = "4b" if variant == "klein-9b" else "9b"
-    if re.search(rf"(^|[^0-9]){other}([^0-9]|$)", name):
-        notes.append(f"{Path(model).name} looks like a {other.upper()} checkpoint but the recipe is {variant}")
-    return notes
+    what = "; ".join(res.missing)
+    hint = (" - " + "; ".join(res.hints)) if res.hints else ""
+    if not dry_run:
+        raise KlintError(f"model files not found on this machine: {what}{hint} "
+                         "(pass --dry-run to prepare a job for another machine)")
+    warnings.append(f"MODEL FILES NOT CHECKED (not on this machine): {what}{hint}; "
+                    "the job uses these paths as written")
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -402,9 +362,19 @@ def stream(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) ->
 
 # ----------------------------------------------------------------------------- the backend base
 
+@dataclasses.dataclass(frozen=True)
+class StepRow:
+    """One line of the plan's step table: what the recipe asks and what the tool will run."""
+
+    stage: str
+    recipe_steps: int
+    tool_steps: int
+    how: str  # the setting that makes the tool stop there, or why it cannot stop exactly
+
+
 @dataclasses.dataclass
 class Export:
-    """What an exporter's `write` sees: the job, resolved numbers and the laid-out groups."""
+    """What an exporter's `write` sees: the job, resolved numbers, model files and the laid-out groups."""
 
     job: Any
     out: Path
@@ -415,12 +385,23 @@ class Export:
     groups: list[Group]
     stage2_groups: list[Group]
     tool_dir: str | None
+    models: Any = None  # models.Resolved
     warnings: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)  # plan lines and run.sh comments
+    steps: list[StepRow] = dataclasses.field(default_factory=list)
     files: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def variant(self) -> str:
         return self.recipe.model
+
+    @property
+    def base_dtype(self) -> str:
+        return getattr(self.job, "base_dtype", None) or self.recipe.base_dtype
+
+    @property
+    def checkpoint_every(self) -> int:
+        return int(getattr(self.job, "checkpoint_every", 0) or 0)
 
     def write(self, rel: str, text: str) -> None:
         path = self.out / rel
@@ -429,12 +410,20 @@ class Export:
         self.files.append(rel)
 
 
+def usable_items(job: Any) -> list[Any]:
+    """The job's images, after the checks no export may skip (trigger word, decodable images)."""
+    from curate.train_job import check_trainable
+
+    items = [it for it in job.items if item_get(it, "image") is not None]
+    check_trainable(getattr(job, "trigger", None), items)
+    return items
+
+
 class Exporter:
     """Base for the tool exporters: subclasses set `name`, `tool` and implement `write(ex) -> commands`."""
 
     name = ""
     tool: ToolSpec
-    stage2_expressible = True
 
     def write(self, ex: Export) -> list[str]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -442,11 +431,13 @@ class Exporter:
     def validate(self, job: Any) -> None:
         """Refuse what the tool cannot express, before anything is written."""
 
-    def model_paths(self, job: Any, o: dict[str, Any]) -> dict[str, str]:
-        """Paths that must exist on this machine unless --dry-run."""
-        return {"--model": str(job.model)}
+    def models(self, job: Any) -> Any:
+        """The model files this tool opens (models.Resolved)."""
+        raise NotImplementedError
 
     def run(self, job: Any) -> int:
+        from plugins.exporters.models import describe_model
+
         o = opts(job)
         recipe = job.recipe
         check_recipe(recipe)
@@ -456,21 +447,23 @@ class Exporter:
         if dry_run and o.get("run"):
             raise KlintError("--dry-run and --run cannot be combined")
         self.validate(job)
-        check_model_paths(self.model_paths(job, o), dry_run)
+        warnings: list[str] = []
+        resolved = self.models(job)
+        check_models(resolved, dry_run, warnings)
         tool_dir = None
         if o.get("run"):
             tool_dir = str(find_tool(self.tool, o.get("tool_path")))
         elif o.get("tool_path"):
             tool_dir = str(Path(o["tool_path"]).expanduser().resolve())
 
-        items = [it for it in job.items if item_get(it, "image") is not None]
+        items = usable_items(job)
         if not items:
             raise KlintError("no captioned images to train on")
         out = out_dir(job)
         prepare_out(out, job.dataset_root)
         repeats = plan_repeats(items, recipe.repeats)
         trigger = getattr(job, "trigger", None)
-        mode = o.get("link", "symlink")
+        mode = o.get("link") or "auto"
         groups = materialize(items, repeats, out, "dataset", trigger, mode)
         stage2: list[Group] = []
         if getattr(job, "two_stage", False):
@@ -480,12 +473,13 @@ class Exporter:
                                  "(framing comes from the pose analysis: lint with it enabled)")
             stage2 = materialize(full, repeats, out, "dataset_stage2", trigger, mode)
         label = safe_component(trigger or Path(job.dataset_root).resolve().name)
+        about, model_notes = describe_model(str(job.model), recipe.model)
         ex = Export(job=job, out=out, recipe=recipe, name=f"{label}_{recipe.model.replace('-', '')}",
                     trigger=trigger, resolution=int(getattr(job, "resolution", None) or recipe.resolution),
-                    groups=groups, stage2_groups=stage2, tool_dir=tool_dir,
-                    warnings=model_warnings(str(job.model), recipe.model))
+                    groups=groups, stage2_groups=stage2, tool_dir=tool_dir, models=resolved,
+                    warnings=[*warnings, *model_notes], notes=[f"model: {about}"])
         commands = self.write(ex)
-        script = write_script(out, self.tool, tool_dir, commands)
+        script = write_script(out, self.tool, tool_dir, commands, ex.notes)
         self.report(ex, script, commands)
         if not o.get("run"):
             return 0
@@ -501,23 +495,38 @@ class Exporter:
             click.echo(f"klint: warning: {w}", err=True)
         n = sum(len(g.files) for g in ex.groups)
         click.echo(f"{self.name} job written to {ex.out} ({n} images in {len(ex.groups)} repeat group(s), "
-                   f"{samples(ex.groups)} samples per epoch)")
+                   f"{samples(ex.groups)} samples per epoch; self-contained unless --link)")
+        for line in ex.notes:
+            click.echo(f"  {line}")
+        if ex.steps:
+            click.echo(step_table(ex.steps))
         for rel in ex.files:
             click.echo(f"  {rel}")
-        click.echo(f"commands ({script.name}):")
+        click.echo(f"commands ({script.name}, runs from any folder):")
         for c in commands:
             if c and not c.startswith("#"):
                 click.echo(f"  {c}")
 
 
+def step_table(rows: Sequence[StepRow]) -> str:
+    head = ("stage", "recipe steps", "tool steps", "how")
+    table = [head, *[(r.stage, str(r.recipe_steps), str(r.tool_steps), r.how) for r in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    lines = ["steps:"]
+    for row in table:
+        lines.append("  " + "  ".join(row[i].ljust(widths[i]) for i in range(3)) + "  " + row[3])
+    return "\n".join(lines)
+
+
 class SingleFileExporter(Exporter):
-    """Tools that take the base DiT as one file, with the VAE and Qwen3 files beside it by default."""
+    """Tools that open the DiT, the VAE and Qwen3 as separate files."""
 
     vae_name = ""
+    comfy_te = False
 
-    def components(self, job: Any):
-        return single_file_components(str(job.model), job.recipe.model, self.vae_name, opts(job))
+    def models(self, job: Any) -> Any:
+        from plugins.exporters.models import single_files
 
-    def model_paths(self, job: Any, o: dict[str, Any]) -> dict[str, str]:
-        m = self.components(job)
-        return {"--model": m.dit, "VAE": m.vae, "text encoder": m.text_encoder}
+        o = opts(job)
+        return single_files(str(job.model), job.recipe.model, self.vae_name, o.get("vae"), o.get("text_encoder"),
+                            comfy_te=self.comfy_te)

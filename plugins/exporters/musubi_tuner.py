@@ -6,7 +6,7 @@ from typing import Any
 
 from curate.errors import KlintError
 from plugins.exporters.common import (
-    Export, Group, SingleFileExporter, ToolSpec, samples, shell_join, toml_dump,
+    Export, Group, SingleFileExporter, StepRow, ToolSpec, samples, shell_join, toml_dump,
 )
 
 TOOL = ToolSpec("musubi-tuner", "MUSUBI_TUNER_DIR", ("src/musubi_tuner/flux_2_train_network.py",))
@@ -35,12 +35,12 @@ class MusubiTunerExporter(SingleFileExporter):
 
     def train_toml(self, ex: Export, dataset: str, name: str, steps: int, lr: float, init: str | None) -> str:
         r, job = ex.recipe, ex.job
-        m = self.components(job)
+        m = ex.models
         data: dict[str, Any] = {
-            "model_version": MODEL_VERSION[r.model], "dit": m.dit, "vae": m.vae, "text_encoder": m.text_encoder,
+            "model_version": MODEL_VERSION[r.model], "dit": m["DiT"], "vae": m["VAE"], "text_encoder": m["text encoder"],
             "dataset_config": dataset, "sdpa": True, "mixed_precision": "bf16",
         }
-        if (getattr(job, "base_dtype", None) or r.base_dtype) == "fp8":
+        if ex.base_dtype == "fp8":
             data.update({"fp8_base": True, "fp8_scaled": True})
         data.update({
             "timestep_sampling": "flux2_shift", "weighting_scheme": "none",
@@ -54,21 +54,20 @@ class MusubiTunerExporter(SingleFileExporter):
             "max_data_loader_n_workers": 2, "persistent_data_loader_workers": True,
             "output_dir": "output", "output_name": name,
         })
-        every = int(getattr(job, "checkpoint_every", 0) or 0)
-        if every:
-            data["save_every_n_steps"] = every
+        if ex.checkpoint_every:
+            data["save_every_n_steps"] = ex.checkpoint_every
         if init:
             data["network_weights"] = init
         return toml_dump(data, [f"musubi-tuner training config written by klint (recipe {r.name}, {r.model})"])
 
     def cache_commands(self, ex: Export, dataset: str) -> list[str]:
-        m = self.components(ex.job)
+        m = ex.models
         version = MODEL_VERSION[ex.recipe.model]
         return [
             shell_join(["$PYTHON", f"{SCRIPTS}/flux_2_cache_latents.py", "--dataset_config", dataset,
-                        "--vae", m.vae, "--model_version", version]),
+                        "--vae", m["VAE"], "--model_version", version]),
             shell_join(["$PYTHON", f"{SCRIPTS}/flux_2_cache_text_encoder_outputs.py", "--dataset_config", dataset,
-                        "--text_encoder", m.text_encoder, "--model_version", version, "--batch_size", "16"]),
+                        "--text_encoder", m["text encoder"], "--model_version", version, "--batch_size", "16"]),
         ]
 
     def train_command(self, config: str) -> str:
@@ -79,6 +78,9 @@ class MusubiTunerExporter(SingleFileExporter):
         r = ex.recipe
         ex.write("dataset.toml", self.dataset_toml(ex, ex.groups, "cache"))
         ex.write("train.toml", self.train_toml(ex, "dataset.toml", ex.name, r.steps, r.lr, None))
+        ex.steps.append(StepRow("stage 1", r.steps, r.steps, "max_train_steps"))
+        if ex.stage2_groups:
+            ex.steps.append(StepRow("stage 2", r.stage2_steps, r.stage2_steps, "max_train_steps"))
         commands = ["# cache latents and Qwen3 outputs once, then train",
                     *self.cache_commands(ex, "dataset.toml"), self.train_command("train.toml")]
         if ex.stage2_groups:

@@ -13,15 +13,17 @@ from curate.train_job import TrainItem, TrainJob
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "export_dataset"
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
-TOOLS = ("ai-toolkit", "diffusion-pipe", "musubi-tuner", "diffsynth")
+TOOLS = ("ai-toolkit", "diffusion-pipe", "musubi-tuner", "diffsynth", "simpletuner")
 # one model path per tool, in the form that tool reads (see `klint backends`)
 MODELS = {
     "ai-toolkit": "/models/black-forest-labs/FLUX.2-klein-base-9B",
     "diffusion-pipe": "/models/comfyui/diffusion_models/flux-2-klein-base-9b.safetensors",
     "musubi-tuner": "/models/bfl/flux-2-klein-base-9b.safetensors",
     "diffsynth": "/models/black-forest-labs/FLUX.2-klein-base-4B",
+    "simpletuner": "/models/black-forest-labs/FLUX.2-klein-base-9B",
 }
-RECIPE = {"ai-toolkit": "standard", "diffusion-pipe": "standard", "musubi-tuner": "standard", "diffsynth": "minimal-4b"}
+RECIPE = {"ai-toolkit": "standard", "diffusion-pipe": "standard", "musubi-tuner": "standard", "diffsynth": "minimal-4b",
+          "simpletuner": "standard"}
 
 
 def framing_from_name(rel: str) -> str:
@@ -41,6 +43,7 @@ def make_job(root: Path, out: Path, tool: str, *, recipe: str | None = None, two
     r = get_recipe(recipe or RECIPE[tool], **overrides)
     return TrainJob(dataset_root=root.resolve(), items=items, recipe=r, out_dir=out, model=model or MODELS[tool],
                       trigger=cfg.trigger, resolution=cfg.resolution, two_stage=two_stage, dry_run=dry_run,
+                      base_dtype=overrides.get("base_dtype") or r.base_dtype,
                       sample_prompts=(), options=options or {})
 
 
@@ -59,3 +62,15 @@ def snapshot(root: Path) -> dict[str, tuple[bool, bytes]]:
         rel = p.relative_to(root).as_posix()
         out[rel] = (p.is_symlink(), b"" if p.is_dir() else p.read_bytes())
     return out
+
+
+def fake_safetensors(path: Path, width: int = 4096, dtype: str = "BF16") -> Path:
+    """A real safetensors file (header + zero bytes) with a DiT's img_in.weight of the given width."""
+    import json
+    import struct
+
+    header = {"img_in.weight": {"dtype": dtype, "shape": [width, 4], "data_offsets": [0, width * 8]}}
+    blob = json.dumps(header).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + bytes(width * 8))
+    return path

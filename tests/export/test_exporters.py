@@ -19,9 +19,10 @@ import yaml
 
 from curate.backends import get_registry
 from curate.errors import KlintError
-from plugins.exporters.common import base_repeats, plain_float, plan_repeats, yaml_dump
+from curate.fix.trainplan import base_repeats
+from plugins.exporters.common import plain_float, plan_repeats, yaml_dump
 
-from .conftest import GOLDEN, MODELS, TOOLS, make_job, snapshot
+from .conftest import GOLDEN, MODELS, TOOLS, fake_safetensors, make_job, snapshot
 
 UPDATE = os.environ.get("KLINT_UPDATE_GOLDEN") == "1"
 
@@ -40,7 +41,7 @@ def rendered(out: Path, root: Path) -> dict[str, str]:
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out).as_posix()
         if rel.startswith("dataset") and p.suffix == ".png":
-            target = Path(os.readlink(p)).relative_to(root.resolve()).as_posix() if p.is_symlink() else "(copy)"
+            target = Path(os.readlink(p)).relative_to(root.resolve()).as_posix() if p.is_symlink() else "(file)"
             layout.append(f"{rel} -> {target}")
         elif p.is_file():
             files[rel] = p.read_text("utf-8")
@@ -79,16 +80,18 @@ def test_ai_toolkit_yaml_carries_recipe(dataset, tmp_path):
     assert train["lr"] == 0.0002 and isinstance(train["lr"], float)
     assert train["optimizer"] == "adamw8bit" and train["steps"] == 2500
     assert train["optimizer_params"]["weight_decay"] == 0.01
-    assert proc["model"] == {"name_or_path": MODELS["ai-toolkit"], "arch": "flux2_klein_9b", "quantize": False}
-    # 6 images: base 100 x 10/6 = 167, the two full-body images carry the rebalance x2
+    # the standard recipe trains the frozen base in fp8 (seed: "fp8 for model, bf16 for LoRA")
+    assert proc["model"] == {"name_or_path": MODELS["ai-toolkit"], "arch": "flux2_klein_9b", "quantize": True}
+    assert "device" not in proc  # ai-toolkit never reads it
+    # 6 images, multipliers 1,1,1,1,2,2: base 100 x 6 / 8 = 75 (the rebalance plan's base)
     reps = {d["folder_path"]: d["num_repeats"] for d in proc["datasets"]}
-    assert reps == {"dataset/334_jane_doe": 334, "dataset/167_jane_doe": 167}
+    assert reps == {"dataset/150_jane_doe": 150, "dataset/75_jane_doe": 75}
     assert all(d["resolution"] == [1024] for d in proc["datasets"])
     stage2 = yaml.safe_load((out / "config_stage2.yaml").read_text())["config"]["process"][0]
     assert stage2["train"]["lr"] == 0.00005 and stage2["train"]["steps"] == 750
-    assert [d["folder_path"] for d in stage2["datasets"]] == ["dataset_stage2/334_jane_doe"]
+    assert [d["folder_path"] for d in stage2["datasets"]] == ["dataset_stage2/150_jane_doe"]
     assert stage2["network"]["pretrained_lora_path"] == "output/jane_doe_klein9b/jane_doe_klein9b.safetensors"
-    assert sorted(p.name for p in (out / "dataset_stage2/334_jane_doe").glob("*.png")) == [
+    assert sorted(p.name for p in (out / "dataset_stage2/150_jane_doe").glob("*.png")) == [
         "full__full_01.png", "full__full_02.png"]
 
 
@@ -100,16 +103,17 @@ def test_diffusion_pipe_toml_carries_recipe(dataset, tmp_path, capsys):
     assert main["dataset"] == "dataset.toml"
     assert main["model"]["type"] == "flux2" and main["model"]["diffusion_model"] == MODELS["diffusion-pipe"]
     assert main["model"]["vae"] == "/models/comfyui/vae/flux2-vae.safetensors"
+    assert "diffusion_model_dtype" not in main["model"]  # herbst keeps the base in bf16
     assert main["model"]["text_encoders"] == [{"path": "/models/comfyui/text_encoders/qwen_3_8b.safetensors",
                                                "type": "flux2"}]
     assert main["model"]["timestep_sample_method"] == "logit_normal" and main["model"]["shift"] == 3
     assert main["adapter"] == {"type": "lora", "rank": 128, "dtype": "bfloat16"}  # no `alpha`: rejected by the tool
     assert main["optimizer"]["type"] == "AdamW8bitKahan" and main["optimizer"]["lr"] == 1e-4
     assert main["optimizer"]["weight_decay"] == 1e-5
-    # 7000 steps over 1336 samples per epoch -> 6 whole epochs (>= 7000 steps)
-    assert main["epochs"] == 6
+    # max_steps stops at exactly the recipe's 7000; epochs (12 of 600) is only the upper bound
+    assert main["max_steps"] == 7000 and main["epochs"] == 12 and main["lr_scheduler"] == "constant"
     assert [(d["path"], d["num_repeats"]) for d in data["directory"]] == [
-        ("dataset/334_jane_doe", 334), ("dataset/167_jane_doe", 167)]
+        ("dataset/150_jane_doe", 150), ("dataset/75_jane_doe", 75)]
     assert data["resolutions"] == [1024] and data["frame_buckets"] == [1]
     text = (out / "config.toml").read_text()
     assert "recipe alpha 64 cannot be set" in text
@@ -129,10 +133,11 @@ def test_musubi_toml_carries_recipe(dataset, tmp_path):
     assert train["optimizer_type"] == "AdamW8bit" and train["learning_rate"] == 1e-4
     assert train["max_train_steps"] == 3000 and train["optimizer_args"] == ["weight_decay=0.01"]
     assert train["dit"] == MODELS["musubi-tuner"] and train["vae"] == "/models/bfl/ae.safetensors"
+    assert train["fp8_base"] is True and train["fp8_scaled"] is True
     assert train["dataset_config"] == "dataset.toml" and train["network_module"] == "networks.lora_flux_2"
     assert data["general"]["resolution"] == [1024, 1024] and data["general"]["caption_extension"] == ".txt"
     assert [(d["image_directory"], d["num_repeats"]) for d in data["datasets"]] == [
-        ("dataset/334_jane_doe", 334), ("dataset/167_jane_doe", 167)]
+        ("dataset/150_jane_doe", 150), ("dataset/75_jane_doe", 75)]
     script = (out / "run.sh").read_text()
     for cmd in ("flux_2_cache_latents.py", "flux_2_cache_text_encoder_outputs.py", "flux_2_train_network.py"):
         assert cmd in script
@@ -142,17 +147,32 @@ def test_musubi_toml_carries_recipe(dataset, tmp_path):
 
 
 def diffsynth_parser() -> argparse.ArgumentParser:
-    """The train.py arguments klint writes, with DiffSynth-Studio's names and types."""
-    p = argparse.ArgumentParser(prog="train.py")
-    for name, kind in [("dataset_base_path", str), ("dataset_metadata_path", str), ("data_file_keys", str),
-                       ("dataset_repeat", int), ("max_pixels", int), ("model_paths", str), ("tokenizer_path", str),
-                       ("learning_rate", float), ("weight_decay", float), ("num_epochs", int),
-                       ("gradient_accumulation_steps", int), ("remove_prefix_in_ckpt", str), ("output_path", str),
-                       ("lora_base_model", str), ("lora_target_modules", str), ("lora_rank", int),
-                       ("save_steps", int), ("lora_checkpoint", str)]:
-        p.add_argument(f"--{name}", type=kind)
-    p.add_argument("--use_gradient_checkpointing", action="store_true")
+    """DiffSynth-Studio's own argument parser (diffsynth/diffusion/parsers.py, as its FLUX.2 train.py builds it).
+
+    parsers.py imports only argparse; loading it by file skips the package __init__ (torch, modelscope).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("diffsynth")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("diffsynth not installed (pip install --no-deps diffsynth==2.1.12)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "diffusion" / "parsers.py"
+    mod_spec = importlib.util.spec_from_file_location("_diffsynth_parsers", path)
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)
+    p = argparse.ArgumentParser(prog="train.py", exit_on_error=False)
+    p = mod.add_general_config(p)
+    p = mod.add_image_size_config(p)
+    # the two arguments examples/flux2/model_training/train.py adds itself
+    p.add_argument("--tokenizer_path", type=str, default=None)
+    p.add_argument("--initialize_model_on_cpu", default=False, action="store_true")
     return p
+
+
+def parse_strict(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    args, unknown = parser.parse_known_args(argv)
+    assert not unknown, f"DiffSynth-Studio rejects {unknown}"
+    return args
 
 
 def test_diffsynth_args_carry_recipe(dataset, tmp_path):
@@ -161,7 +181,7 @@ def test_diffsynth_args_carry_recipe(dataset, tmp_path):
     script = (out / "run.sh").read_text().splitlines()
     launch = [line for line in script if line.startswith("accelerate launch")]
     argv = shlex.split(launch[0])[3:]
-    args = diffsynth_parser().parse_args(argv)
+    args = parse_strict(diffsynth_parser(), argv)
     assert argv == json.loads((out / "launch_args.json").read_text())[1:]
     assert args.learning_rate == 1e-4 and args.lora_rank == 16 and args.weight_decay == 0.01
     assert args.max_pixels == 1024 * 1024 and args.use_gradient_checkpointing
@@ -174,15 +194,16 @@ def test_diffsynth_args_carry_recipe(dataset, tmp_path):
         counts[row["image"]] = counts.get(row["image"], 0) + 1
         assert row["prompt"].startswith("jane_doe, ")
     # duplicated rows x --dataset_repeat reproduce the per-image repeats exactly
+    # one epoch of exactly the recipe's 1200 samples, in the repeat ratio 1:1:1:1:2:2
     per_image = {k: v * args.dataset_repeat for k, v in counts.items()}
-    assert per_image == {"167_jane_doe/close_01.png": 167, "167_jane_doe/close_02.png": 167,
-                         "167_jane_doe/half_01.png": 167, "167_jane_doe/half_02.png": 167,
-                         "334_jane_doe/full__full_01.png": 334, "334_jane_doe/full__full_02.png": 334}
+    assert per_image == {"75_jane_doe/close_01.png": 150, "75_jane_doe/close_02.png": 150,
+                         "75_jane_doe/half_01.png": 150, "75_jane_doe/half_02.png": 150,
+                         "150_jane_doe/full__full_01.png": 300, "150_jane_doe/full__full_02.png": 300}
+    assert sum(per_image.values()) == 1200 and args.num_epochs == 1
+    assert args.customized_optimizer == "bitsandbytes.optim.AdamW8bit"  # the recipe's adamw8bit, not torch AdamW
     for image in counts:
-        assert (out / "dataset" / image).resolve().is_relative_to(dataset.resolve())
-    # 1200 steps over 1336 samples -> 1 epoch; stage 2 resumes from its last checkpoint
-    assert args.num_epochs == 1
-    args2 = diffsynth_parser().parse_args(shlex.split(launch[1])[3:])
+        assert (out / "dataset" / image).is_file() and not (out / "dataset" / image).is_symlink()
+    args2 = parse_strict(diffsynth_parser(), shlex.split(launch[1])[3:])
     assert args2.lora_checkpoint == "output/epoch-0.safetensors" and args2.learning_rate == 5e-5
 
 
@@ -196,8 +217,9 @@ def test_dry_run_writes_only_into_out(tool, dataset, tmp_path):
     assert set(tmp_path.iterdir()) == siblings | {out}
     script = out / "run.sh"
     assert os.access(script, os.X_OK) and script.read_text().startswith("#!/usr/bin/env bash\n")
-    links = [p for p in out.rglob("*.png")]
-    assert links and all(p.is_symlink() and p.resolve().is_relative_to(dataset.resolve()) for p in links)
+    # self-contained by default: real files (hard links or copies), never links back into the dataset
+    images = [p for p in out.rglob("*.png")]
+    assert images and not any(p.is_symlink() for p in images)
     # exporting again replaces klint's own export and still leaves the dataset alone
     export(tool, dataset, out)
     assert snapshot(dataset) == before
@@ -208,7 +230,7 @@ def test_copy_mode_copies_and_never_links(dataset, tmp_path):
     export("musubi-tuner", dataset, out, options={"link": "copy"})
     pngs = list(out.rglob("*.png"))
     assert pngs and not any(p.is_symlink() for p in pngs)
-    assert (out / "dataset/334_jane_doe/full__full_01.png").read_bytes() == (dataset / "full/full_01.png").read_bytes()
+    assert (out / "dataset/150_jane_doe/full__full_01.png").read_bytes() == (dataset / "full/full_01.png").read_bytes()
 
 
 def test_refusals(dataset, tmp_path):
@@ -227,22 +249,16 @@ def test_refusals(dataset, tmp_path):
     with pytest.raises(KlintError, match="not written by klint"):
         reg.get("trainer", "ai-toolkit").run(make_job(dataset, foreign, "ai-toolkit"))
     assert (foreign / "notes.txt").read_text() == "mine"
-    with pytest.raises(KlintError, match="does not exist on this machine"):
+    with pytest.raises(KlintError, match="model files not found on this machine: DiT .*flux-2-klein-base-9b"):
         reg.get("trainer", "diffusion-pipe").run(make_job(dataset, tmp_path / "o3", "diffusion-pipe", dry_run=False))
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
 
 
-def test_model_name_warnings(dataset, tmp_path, capsys):
-    export("ai-toolkit", dataset, tmp_path / "out", model="/m/FLUX.2-klein-4B", two_stage=False)
-    err = capsys.readouterr().err
-    assert "distilled" in err and "looks like a 4B checkpoint" in err
-
-
-def test_repeat_math():
-    assert base_repeats(100, 10) == 100 and base_repeats(100, 20) == 50 and base_repeats(100, 6) == 167
-    assert base_repeats(100, 5000) == 1
+def test_repeat_math_is_the_rebalance_plans():
+    # 10 images x1 keep the seed's 100; a rebalance x3 on one image lowers the base so the average stays 100
+    assert base_repeats(100, 10, 10) == 100 and base_repeats(100, 12, 24) == 50
     items = [{"rel": "a.png", "repeats": 1}, {"rel": "b.png", "repeats": 3}]
-    assert plan_repeats(items, 100) == {"a.png": 500, "b.png": 1500}
+    assert plan_repeats(items, 100) == {"a.png": 50, "b.png": 150}
 
 
 def test_plain_floats_read_back_as_floats():
@@ -299,7 +315,7 @@ def start_runner(dataset, tmp_path, tool_dir, go):
     import sys
 
     model = tmp_path / "FLUX.2-klein-base-9B"
-    model.mkdir(exist_ok=True)
+    fake_safetensors(model / "flux-2-klein-base-9b.safetensors")
     env = dict(os.environ, GO_FILE=str(go), PYTHON=sys.executable, PYTHONUNBUFFERED="1")
     env.pop("AI_TOOLKIT_DIR", None)
     return subprocess.Popen([sys.executable, "-c", RUNNER, str(Path(__file__).resolve().parents[2]), str(dataset),
@@ -358,7 +374,7 @@ def test_cli_dry_run_then_run(dataset, tmp_path):
     assert res.exit_code == 0, res.stderr
     assert "deepspeed --num_gpus=1" in res.stdout
     main = tomllib.loads((out / "config.toml").read_text())
-    assert main["adapter"]["rank"] == 16 and main["epochs"] == 2  # 2000 steps / 1336 per epoch
+    assert main["adapter"]["rank"] == 16 and main["max_steps"] == 2000 and main["epochs"] == 4  # 600 per epoch
     assert main["model"]["diffusion_model"] == MODELS["diffusion-pipe"]
     assert snapshot(dataset) == before
 
@@ -366,7 +382,7 @@ def test_cli_dry_run_then_run(dataset, tmp_path):
     tool.mkdir()
     (tool / "run.py").write_text(FAKE_TOOL)
     model = tmp_path / "FLUX.2-klein-base-9B"
-    model.mkdir()
+    fake_safetensors(model / "flux-2-klein-base-9b.safetensors")
     env = {"GO_FILE": str(tmp_path), "PYTHON": sys.executable}  # GO_FILE exists: the fake tool runs straight through
     res = run_cli([*base, "--backend", "ai-toolkit", "--model", str(model), "--run", "--tool-path", str(tool)], env=env)
     assert res.exit_code == 3, res.stderr

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # musubi-tuner job written by klint; run it from anywhere: it changes into its own folder.
+# model: not on this machine: cannot tell base or distilled, size or dtype from the name
 set -euo pipefail
 cd "$(dirname "$0")"
 MUSUBI_TUNER_DIR="${MUSUBI_TUNER_DIR:?set MUSUBI_TUNER_DIR to your musubi-tuner checkout}"
