@@ -479,7 +479,8 @@ def write_previews(pipe, transformer, txt, job, out: Path, step: int, distilled:
     pipe.vae.to(device)
     folder = out / "samples"
     folder.mkdir(exist_ok=True)
-    dtype = next(transformer.parameters()).dtype
+    # the compute dtype, never a parameter's: with an fp8 base (the standard recipe) the first one is float8
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     neg = txt[""].unsqueeze(0).to(device, dtype)
     try:
         for k, prompt in enumerate(job.sample_prompts):

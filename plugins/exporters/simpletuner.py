@@ -42,8 +42,8 @@ class SimpleTunerExporter(Exporter):
         for g in groups:
             label = g.rel_dir.replace("/", "-")
             out.append({"id": label, "type": "local", "instance_data_dir": g.rel_dir,
-                        "caption_strategy": "textfile", "resolution": ex.resolution ** 2 / 1e6,
-                        "resolution_type": "area", "minimum_image_size": 0.1, "crop": False,
+                        "caption_strategy": "textfile", "resolution": ex.resolution,
+                        "resolution_type": "pixel_area", "crop": False,
                         "repeats": g.repeats - 1, "cache_dir_vae": f"cache/{stage}/vae/{label}"})
         out.append({"id": f"text-embeds-{stage}", "dataset_type": "text_embeds", "default": True,
                     "type": "local", "cache_dir": f"cache/{stage}/text"})
@@ -59,7 +59,7 @@ class SimpleTunerExporter(Exporter):
             "mixed_precision": "bf16", "optimizer": OPTIMIZERS[r.optimizer], "learning_rate": float(lr),
             "lr_scheduler": r.lr_schedule, "lr_warmup_steps": 0, "max_train_steps": steps, "num_train_epochs": 0,
             "train_batch_size": r.batch_size, "gradient_accumulation_steps": r.gradient_accumulation,
-            "gradient_checkpointing": True, "resolution": ex.resolution, "resolution_type": "pixel",
+            "gradient_checkpointing": True, "resolution": ex.resolution, "resolution_type": "pixel_area",
             "data_backend_config": backend_file, "output_dir": output,
             "checkpoint_step_interval": ex.checkpoint_every or DEFAULT_SAVE_EVERY,
             "seed": int(getattr(job, "seed", 0) or 0), "report_to": "none", "push_to_hub": False,
@@ -69,7 +69,7 @@ class SimpleTunerExporter(Exporter):
         every = int(getattr(job, "sample_every", 0) or 0)
         prompts = list(getattr(job, "sample_prompts", ()) or ())
         if every and prompts:
-            cfg.update({"validation_steps": every, "validation_prompt": prompts[0],
+            cfg.update({"validation_step_interval": every, "validation_prompt": prompts[0],
                         "validation_resolution": f"{ex.resolution}x{ex.resolution}"})
         else:
             cfg["validation_disable"] = True

@@ -81,10 +81,10 @@ ACCEPTED = {
                    "gradient_accumulation_steps": I, "gradient_checkpointing": B, "resolution": I,
                    "resolution_type": S, "data_backend_config": S, "output_dir": S,
                    "checkpoint_step_interval": I, "seed": I, "report_to": S, "push_to_hub": B,
-                   "adam_weight_decay": F, "validation_disable": B, "validation_steps": I,
+                   "adam_weight_decay": F, "validation_disable": B, "validation_step_interval": I,
                    "validation_prompt": S, "validation_resolution": S, "init_lora": S},
-        "backend": {"id": S, "type": S, "instance_data_dir": S, "caption_strategy": S, "resolution": F,
-                    "resolution_type": S, "minimum_image_size": F, "crop": B, "repeats": I, "cache_dir_vae": S,
+        "backend": {"id": S, "type": S, "instance_data_dir": S, "caption_strategy": S, "resolution": I,
+                    "resolution_type": S, "crop": B, "repeats": I, "cache_dir_vae": S,
                     "dataset_type": S, "default": B, "cache_dir": S},
     },
 }
@@ -92,6 +92,9 @@ ACCEPTED = {
 CHOICES = {
     ("diffusion-pipe", "config", "lr_scheduler"): {"constant", "linear", "cosine"},
     ("simpletuner", "config", "model_flavour"): {"dev", "klein-4b", "klein-9b"},
+    ("simpletuner", "config", "resolution_type"): {"pixel", "area", "pixel_area"},
+    ("simpletuner", "backend", "resolution_type"): {"pixel", "area", "pixel_area"},
+    ("simpletuner", "backend", "caption_strategy"): {"filename", "textfile", "instanceprompt", "parquet"},
     ("simpletuner", "config", "base_model_precision"): {"no_change", "fp8-quanto", "int8-quanto", "fp8-torchao"},
     ("simpletuner", "config", "optimizer"): {"bnb-adamw8bit", "torch-adamw", "adamw_bf16"},
     ("musubi-tuner", "train", "model_version"): {"klein-base-4b", "klein-base-9b"},
