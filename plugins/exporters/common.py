@@ -1,7 +1,8 @@
 """Shared machinery for exporters: repeat plan, dataset layout, run.sh, finding and streaming the tool.
 
-An exporter never writes outside `--out` and never moves a user's file: images are symlinked
-(or copied/hard-linked), captions are written as new files inside `--out`.
+An exporter never writes outside `--out` and never moves a user's file: images are hard-linked or copied
+(symlinked only with --link), captions are written as new files inside `--out`, and every path a config or
+run.sh names is relative to `--out`, so the job still works after `rsync -a` to another machine.
 """
 
 from __future__ import annotations
