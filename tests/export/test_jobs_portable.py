@@ -343,3 +343,21 @@ def test_cli_flags_reach_the_job(dataset, tmp_path):
     assert train["vae"] == "/gpu/ae.safetensors"
     assert train["text_encoder"] == "/gpu/te/model-00001-of-00004.safetensors"
     assert "frozen base weights trained in fp8" in res.stdout
+
+
+def test_cli_force_never_exports_unreadable_images_or_no_trigger(dataset, tmp_path):
+    from curate.testing import run_cli
+
+    toml = dataset / "klint.toml"
+    toml.write_text('select = ["KL001"]\n' + toml.read_text())
+    (dataset / "half_02.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    base = ["train", str(dataset), "--no-cache", "--no-progress", "--force", "--backend", "ai-toolkit",
+            "--model", "/gpu/FLUX.2-klein-base-9B", "--dry-run"]
+    res = run_cli([*base, "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "half_02.png" in res.stderr
+    (dataset / "half_02.png").unlink()
+    (dataset / "half_02.txt").unlink()
+    toml.write_text(toml.read_text().replace('trigger = "jane_doe"\n', ""))
+    res = run_cli([*base, "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 2 and "no trigger word" in res.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
