@@ -10,6 +10,7 @@ klint writes must be in it with that type.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import tomllib
@@ -20,8 +21,8 @@ import yaml
 
 from curate.backends import get_registry
 from curate.errors import KlintError
-from curate.fix.rebalance import per_image_repeats
 from curate.config import load_config
+from curate.fix.rebalance import per_image_repeats
 from plugins.exporters.common import plan_repeats
 
 from .conftest import TOOLS, fake_safetensors, make_job
@@ -361,3 +362,32 @@ def test_cli_force_never_exports_unreadable_images_or_no_trigger(dataset, tmp_pa
     res = run_cli([*base, "--out", str(tmp_path / "o2")])
     assert res.exit_code == 2 and "no trigger word" in res.stderr
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
+
+
+FAKE_READER = r'''
+import os, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+for d in doc["config"]["process"][0]["datasets"]:
+    assert os.path.isdir(d["folder_path"]), d["folder_path"]
+print("read", sys.argv[1], "from", os.getcwd())
+'''
+
+
+def test_run_sh_runs_from_any_folder_after_the_move(dataset, tmp_path):
+    """run.sh started by absolute path from elsewhere finds its configs and images (relative paths)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "job"
+    export("ai-toolkit", dataset, out)
+    moved = tmp_path / "elsewhere" / "job"
+    moved.parent.mkdir()
+    shutil.move(str(out), str(moved))
+    shutil.rmtree(dataset)
+    tool = tmp_path / "ai-toolkit"
+    tool.mkdir()
+    (tool / "run.py").write_text(FAKE_READER)
+    proc = subprocess.run(["bash", str(moved / "run.sh")], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "AI_TOOLKIT_DIR": str(tool), "PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stderr
+    assert f"read config.yaml from {moved}" in proc.stdout and f"read config_stage2.yaml from {moved}" in proc.stdout
