@@ -391,3 +391,15 @@ def test_run_sh_runs_from_any_folder_after_the_move(dataset, tmp_path):
                           env={**os.environ, "AI_TOOLKIT_DIR": str(tool), "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stderr
     assert f"read config.yaml from {moved}" in proc.stdout and f"read config_stage2.yaml from {moved}" in proc.stdout
+
+
+def test_comfyui_models_folder_resolves_for_diffusion_pipe(dataset, tmp_path):
+    models = tmp_path / "ComfyUI" / "models"
+    dit = fake_safetensors(models / "diffusion_models" / "flux-2-klein-base-9b.safetensors")
+    vae = fake_safetensors(models / "vae" / "flux2-vae.safetensors", 8)
+    qwen = fake_safetensors(models / "text_encoders" / "qwen_3_8b_fp8mixed.safetensors", 8)
+    for model in (models, dit):  # the folder, or the DiT file inside it
+        out = tmp_path / f"o-{model.name}"
+        export("diffusion-pipe", dataset, out, model=str(model), dry_run=False)
+        m = tomllib.loads((out / "config.toml").read_text())["model"]
+        assert (m["diffusion_model"], m["vae"], m["text_encoders"][0]["path"]) == (str(dit), str(vae), str(qwen))
