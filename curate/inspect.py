@@ -2,14 +2,15 @@
 
 Keys (stable): path, rel, width, height, framing, framing_confidence, people, repeats,
 subject_box, subject_fraction, face_visible, head_height_px, keypoints, lighting, background,
-caption; extras: face_reason, extent_visible, extent_frame, others, error.
+caption, text (burned-in text: judged regions with box/text/conf/where/kind/severity, coverage,
+worst); extras: face_reason, extent_visible, extent_frame, others, error.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-VISION = ("image", "pose", "framing", "scene")
+VISION = ("image", "pose", "framing", "scene", "ocr")
 
 
 def ensure_vision(result, use_cache: bool = True) -> None:
@@ -28,6 +29,7 @@ def ensure_vision(result, use_cache: bool = True) -> None:
 
 def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
     """One record per image, in dataset order."""
+    from curate.analysis.ocr import text_record
     from curate.analysis.variety import dataset_variety
 
     ensure_vision(result, use_cache=use_cache)
@@ -68,6 +70,7 @@ def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
             bg = {k: v for k, v in scene["background"].items() if k != "hist"}
             bg["cluster"] = variety["cluster_of"].get(rel)
             rec["background"] = bg
+        rec["text"] = text_record(ctx, item)
         if not pose:
             rec["error"] = img.get("error") or "image could not be analysed"
         records.append(rec)

@@ -40,7 +40,9 @@ def fix_cmd(paths, unsafe_fixes, diff, rebalance, strategy, dry_run, out_dir, se
             ds = scan(t.root)
             text = report.diff(lambda p: ds.display(p.resolve().relative_to(ds.root).as_posix()))
             echo_out(text)
-            if text:
+            for rel in report.created:
+                echo_out(f"# would write {ds.display(rel)}\n")
+            if text or report.created:
                 worst = max(worst, 1)
             continue
         lines = [line(d) for d in report.remaining]
@@ -51,6 +53,10 @@ def fix_cmd(paths, unsafe_fixes, diff, rebalance, strategy, dry_run, out_dir, se
         if n:
             click.echo(f"Fixed {len(report.fixed)} problem{'s' if len(report.fixed) != 1 else ''} "
                        f"in {n} caption{'s' if n != 1 else ''} (backup: {report.backup_dir}).")
+        if report.created:
+            made = [r for r in report.created if r.endswith(".png")]
+            click.echo(f"Wrote {len(made)} clean crop{'s' if len(made) != 1 else ''} under _klint/derived/ "
+                       f"(originals untouched): {', '.join(made)}")
         for text in footer(report.remaining):
             click.echo(text)
         if any(d.severity != "info" for d in report.remaining) or report.runaway:

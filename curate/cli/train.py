@@ -95,7 +95,12 @@ def build_job(target, *, backend: str, model: str, recipe_name: str | None, over
         _ensure_framing(result, use_cache)
     ds = result.dataset
     items = []
+    from curate.dataset.derived import replacements
+
+    replaced = replacements(ds.root)  # a clean crop (text overlay cut away) trains in their place
     for it in ds.images:
+        if it.rel_image in replaced:
+            continue
         caption = it.caption_text if it.caption_text is not None else (cfg.trigger or "")
         items.append(TrainItem(image=it.image.resolve(), rel=it.rel_image, caption=caption.strip(),
                                framing=_framing(result.context, it), repeats=int(cfg.repeats.get(it.rel_image, 1))))

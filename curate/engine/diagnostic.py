@@ -26,9 +26,19 @@ class WriteBytes:
 
 
 @dataclasses.dataclass(frozen=True)
+class WriteCrop:
+    """Create a derived crop of `source` (dataset-relative) at `path`; rendered only when applied."""
+
+    path: str  # absolute, under _klint/derived/
+    source: str
+    box: tuple[int, int, int, int]
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Fix:
     description: str
-    edits: tuple[WriteText | WriteBytes, ...]
+    edits: tuple[WriteText | WriteBytes | WriteCrop, ...]
     applicability: Literal["safe", "unsafe"] = "safe"
 
     def targets(self) -> tuple[str, ...]:

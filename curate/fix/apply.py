@@ -99,6 +99,7 @@ class FixReport:
     changed: dict[Path, tuple[str, str]]  # path -> (old, new) text
     backup_dir: Path | None
     runaway: bool = False
+    created: list[str] = dataclasses.field(default_factory=list)  # derived files (clean crops), dataset-relative
 
     def diff(self, dataset_display) -> str:
         chunks = []
@@ -173,7 +174,16 @@ def fix_dataset(root: Path | str, config: Config, *, unsafe: bool = False, write
         for path, (_, text) in sorted(changed.items()):
             writer.apply(WriteText(str(path), text))
         result = lint_dataset(root, config, use_cache=use_cache, rules=rules)
+    created: list[str] = []
+    if unsafe and not runaway:
+        # file-creating fixes run once, after the captions settled (they change the file set)
+        from curate.fix.clean_crop import apply_clean_crops
+
+        created = apply_clean_crops(first.dataset.root, result.diagnostics, write=write)
+        if created and write:
+            result = lint_dataset(root, config, use_cache=use_cache, rules=rules)
     remaining_keys = {(d.path, d.code, d.message) for d in result.diagnostics}
     fixed = [d for d in first.diagnostics if (d.path, d.code, d.message) not in remaining_keys]
     return FixReport(initial=first.diagnostics, remaining=result.diagnostics, fixed=fixed,
-                     changed=changed, backup_dir=writer.backup_dir if writer else None, runaway=runaway)
+                     changed=changed, backup_dir=writer.backup_dir if writer else None, runaway=runaway,
+                     created=created)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from curate.config import CONFIG_NAME, Config
-from curate.dataset.derived import MANIFEST, load_manifest
+from curate.dataset.derived import MANIFEST, load_manifest, rebalance_entries, replacements
 from curate.dataset.model import OWN_DIR, Dataset
 from curate.errors import KlintError
 from curate.fix.trainplan import base_repeats, repeats_per_image  # noqa: F401  (base_repeats: re-exported)
@@ -319,8 +319,11 @@ def _framing_of(result: dict | None) -> str:
 
 
 def _collect(dataset: Dataset, config: Config, out_prefix: str, use_cache: bool, no_progress: bool) -> list[Record]:
-    manifest_paths = {e["path"] for e in load_manifest(dataset.root)}
-    originals = [it for it in dataset.images if not _is_derived(it.rel_image, manifest_paths, out_prefix)]
+    manifest_paths = {e["path"] for e in rebalance_entries(dataset.root)}
+    replaced = replacements(dataset.root)  # clean text crops stand in for their sources
+    clean = set(replaced.values())
+    originals = [it for it in dataset.images if it.rel_image in clean
+                 or (it.rel_image not in replaced and not _is_derived(it.rel_image, manifest_paths, out_prefix))]
     if not originals:
         raise KlintError(f"{dataset.display_root}: no images to rebalance")
     found = _framing_results(dataset, config, originals, use_cache, no_progress)
@@ -508,9 +511,10 @@ def apply_plan(root: Path, plan: Plan, raw_toml: dict[str, Any], new_tables: dic
             changed.append(job.caption_rel)
             _pause()
 
-    old_entries = load_manifest(root)
+    old_entries = rebalance_entries(root)
+    others = [e for e in load_manifest(root) if e not in old_entries]  # text crops: not the plan's to drop
     keep = {c.rel for c in plan.crops}
-    entries = [c.manifest_entry(sources.get(c.source, "wider")) for c in plan.crops]
+    entries = others + [c.manifest_entry(sources.get(c.source, "wider")) for c in plan.crops]
     manifest_text = json.dumps({"version": 1, "items": entries}, indent=2) + "\n"
     mpath = root / MANIFEST
     if (plan.crops or mpath.exists()) and _read(mpath) != manifest_text.encode("utf-8"):

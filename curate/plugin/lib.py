@@ -10,7 +10,8 @@ def klint_get_analyses():
     from curate.analysis.caption import CaptionAnalysis
     from curate.analysis.framing import FramingAnalysis
     from curate.analysis.image import ImageAnalysis
+    from curate.analysis.ocr import OcrAnalysis
     from curate.analysis.pose import PoseAnalysis
     from curate.analysis.scene import SceneAnalysis
 
-    return [ImageAnalysis(), CaptionAnalysis(), PoseAnalysis(), FramingAnalysis(), SceneAnalysis()]
+    return [ImageAnalysis(), CaptionAnalysis(), PoseAnalysis(), FramingAnalysis(), SceneAnalysis(), OcrAnalysis()]

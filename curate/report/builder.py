@@ -211,6 +211,34 @@ def _overlay(rec: dict[str, Any]) -> str:
             + "".join(parts) + "</svg>")
 
 
+TEXT_COLOUR = {"error": "#ff2d2d", "warning": "#ff9f1a", "info": "#8fa3b8"}
+
+
+def _text_boxes(rec: dict[str, Any]) -> str:
+    """Burned-in text regions (image.text-overlay), always drawn: a watermark must be seen at a glance."""
+    w, h = _num(rec.get("width")), _num(rec.get("height"))
+    text = rec.get("text")
+    regions = text.get("regions") if isinstance(text, dict) else None
+    if not w or not h or not isinstance(regions, list) or not regions:
+        return ""
+    unit = max(w, h) / 200
+    parts = []
+    for r in regions:
+        box = r.get("box") if isinstance(r, dict) else None
+        if not (isinstance(box, list) and len(box) == 4 and all(_num(v) is not None for v in box)):
+            continue
+        x0, y0, x1, y1 = (float(v) for v in box)
+        colour = TEXT_COLOUR.get(str(r.get("severity")), "#8fa3b8")
+        label = escape(f'{r.get("kind", "text")}: {r.get("text") or "unreadable"}')
+        parts.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" fill="none" '
+                     f'stroke="{colour}" stroke-width="{1.8 * unit:.1f}" stroke-dasharray="{4 * unit:.1f} '
+                     f'{2 * unit:.1f}"><title>{label}</title></rect>')
+    if not parts:
+        return ""
+    return (f'<svg class="textboxes" viewBox="0 0 {w:.0f} {h:.0f}" preserveAspectRatio="none" role="img" '
+            f'aria-label="text regions">' + "".join(parts) + "</svg>")
+
+
 class _Page:
     """Accumulates the HTML; thumbnails are defined once as CSS classes and reused everywhere."""
 
@@ -404,7 +432,7 @@ class _Page:
             scale = min(1.0, DISPLAY_MAX / max(t[1], t[2]))
             w, h = round(t[1] * scale), round(t[2] * scale)
             thumb = (f'<div class="thumb {self.css_class[rec["rel"]]}" style="width:{w}px;height:{h}px" role="img" '
-                     f'aria-label="{name}">{_overlay(rec)}</div>')
+                     f'aria-label="{name}">{_overlay(rec)}{_text_boxes(rec)}</div>')
         else:
             thumb = (f'<div class="thumb broken" style="width:{DISPLAY_MAX}px;height:{DISPLAY_MAX * 2 // 3}px">'
                      'image could not be read</div>')
@@ -433,6 +461,11 @@ class _Page:
         if isinstance(bg, dict) and bg.get("cluster") is not None:
             n = bg["cluster"] + 1 if isinstance(bg["cluster"], int) else bg["cluster"]
             chips.append(f'<span class="chip">background {escape(str(n))}</span>')
+        text = rec.get("text")
+        if isinstance(text, dict) and text.get("regions"):
+            n_text = len(text["regions"])
+            chips.append(f'<span class="chip text-{escape(str(text.get("worst")))}">{_plural(n_text, "text region")}'
+                         f' · {_fmt_pct(float(text.get("coverage") or 0))}</span>')
         repeats = _num(rec.get("repeats"))
         if repeats is not None and repeats != 1:
             chips.append(f'<span class="chip">×{int(repeats)} repeats</span>')

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "ultralytics", "spacy", "diffusers", "transformers", "cv2", "thinc", "onnxruntime")
+HEAVY = ("torch", "ultralytics", "spacy", "diffusers", "transformers", "cv2", "thinc", "onnxruntime",
+         "rapidocr_onnxruntime")
 
 PROBE = """
 import json, sys
