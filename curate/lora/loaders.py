@@ -187,7 +187,7 @@ def diffusers(keys: list[str], spec: str) -> LoadResult:
             hit.add(target[len("transformer."):])
     if not loaded and keys:
         return LoadResult("diffusers", len(keys), set(), f"loads none of the {len(keys)} keys (its converters map "
-                          f"none of them to a Klein module, e.g. {keys[0][:80]})", tuple(keys))
+                          f"none of them to a Klein module, e.g. {keys[0][:80]})", _keys=tuple(keys))
     return LoadResult("diffusers", len(keys), loaded, None, frozenset(hit), tuple(keys))
 
 
