@@ -25,8 +25,8 @@ class KL804(LoraRule):
     severity = "warning"
 
     def check_lora(self, ctx, rep, opts):
-        if not rep.spec or not rep.parsed.modules:
-            return
+        if not rep.spec or not rep.parsed.modules or rep.fits.get(rep.spec):
+            return  # a file that does not fit the model is lora.model-mismatch
         miss = coverage(rep)
         if not miss:
             return

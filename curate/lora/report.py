@@ -78,11 +78,18 @@ class Report:
         }
 
 
-def _frob_product(A: np.ndarray, B: np.ndarray) -> float:
-    """||B @ A||_F from two r x r Gram matrices (no in x out product)."""
-    a = A.astype(np.float64, copy=False)
-    b = B.astype(np.float64, copy=False)
-    return float(np.sqrt(max(np.sum((b.T @ b) * (a @ a.T)), 0.0)))
+def _grams(A: np.ndarray, B: np.ndarray) -> tuple[float, float, bool]:
+    """(||B @ A||_F, ||A||_F, finite) from two r x r Gram matrices, no in x out product.
+
+    A NaN/Inf anywhere in A or B reaches the Grams' diagonals, so no separate pass over the values.
+    """
+    ga = A @ A.T
+    gb = B.T @ B
+    finite = bool(np.isfinite(np.diagonal(ga)).all() and np.isfinite(np.diagonal(gb)).all())
+    if not finite:
+        return float("nan"), float("nan"), False
+    d2 = float(np.sum(ga.astype(np.float64) * gb.astype(np.float64)))
+    return float(np.sqrt(max(d2, 0.0))), float(np.sqrt(max(float(np.trace(ga.astype(np.float64))), 0.0))), True
 
 
 def _fits(parsed: Parsed, f: st.SafeTensors, spec: str) -> list[str]:
@@ -138,17 +145,16 @@ def analyse(path: Path | str, model: str = "auto", *, values: bool = True) -> Re
                         None, None, None)
         if values and ta.dtype in st.FLOATS and tb.dtype in st.FLOATS:
             A, B = f.array(m.down), f.array(m.up)
-            for key, arr in ((m.down, A), (m.up, B)):
-                if not np.isfinite(arr).all():
-                    s.finite = False
-                    s.bad.append(key)
-            if alpha is not None and not np.isfinite(alpha):
+            dn, an, ok = _grams(A, B)
+            if not ok or (alpha is not None and not np.isfinite(alpha)):
                 s.finite = False
-                s.bad.append(m.alpha)
-            if s.finite:
-                s.delta_norm = _frob_product(A, B) * abs(scale)
-                s.a_norm = float(np.linalg.norm(A.astype(np.float64)))
-                s.b_max = float(np.abs(B).max()) if B.size else 0.0
+                s.bad = [k for k, arr in ((m.down, A), (m.up, B)) if not np.isfinite(arr).all()]
+                if alpha is not None and not np.isfinite(alpha):
+                    s.bad.append(m.alpha)
+            else:
+                s.delta_norm = dn * abs(scale)
+                s.a_norm = an
+                s.b_max = float(max(B.max(initial=0.0), -B.min(initial=0.0)))
         rep.stats[prefix] = s
     return rep
 
