@@ -41,6 +41,7 @@ def _table(rep) -> list[str]:
 
 def _compare(a, b) -> list[str]:
     from curate.lora.report import module_inner
+    from curate.lora.rule import printable
 
     out = [f"compare {a.path} -> {b.path}",
            f"  {'MODULE':<48} {'|dA|':>10} {'|dB|':>10} {'RATIO':>7} {'COS':>7}"]
@@ -49,7 +50,7 @@ def _compare(a, b) -> list[str]:
         na, nb = a.stats[p].delta_norm, b.stats[p].delta_norm
         cos = module_inner(a, b, p)
         ratio = f"{nb / na:.3g}" if na and nb is not None else "-"
-        out.append(f"  {p[-48:]:<48} {na if na is not None else float('nan'):>10.4g} "
+        out.append(f"  {printable(p)[-48:]:<48} {na if na is not None else float('nan'):>10.4g} "
                    f"{nb if nb is not None else float('nan'):>10.4g} {ratio:>7} "
                    f"{'-' if cos is None else f'{cos:.3f}':>7}")
     only_a = [p for p in a.stats if p not in b.stats]

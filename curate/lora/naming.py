@@ -230,16 +230,22 @@ def metadata_alpha(metadata: dict[str, str]) -> tuple[float | None, bool]:
         except (TypeError, ValueError):
             return None
 
+    peft = peft_alpha(metadata)
     if "klint.alpha" in metadata:
         return num(metadata["klint.alpha"]), metadata.get("klint.alpha_baked", "").lower() == "true"
     if "ss_network_alpha" in metadata:
         return num(metadata["ss_network_alpha"]), False
+    return peft, False
+
+
+def peft_alpha(metadata: dict[str, str]) -> float | None:
+    """lora_alpha from diffusers' `lora_adapter_metadata`: the one alpha diffusers applies to PEFT keys."""
     raw = metadata.get("lora_adapter_metadata") or metadata.get("transformer.lora_adapter_metadata")
-    if raw:
-        try:
-            cfg = json.loads(raw[:100_000])
-        except ValueError:
-            cfg = None
-        if isinstance(cfg, dict):
-            return num(cfg.get("lora_alpha")), False
-    return None, False
+    if not raw:
+        return None
+    try:
+        cfg = json.loads(raw[:100_000])
+    except (ValueError, RecursionError):
+        return None
+    v = cfg.get("lora_alpha") if isinstance(cfg, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None

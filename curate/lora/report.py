@@ -14,7 +14,7 @@ import numpy as np
 from curate.lora import loaders as L
 from curate.lora import st
 from curate.lora.model import DOUBLE, SINGLE, SPECS, bfl_modules, diffusers_modules
-from curate.lora.naming import Module, Parsed, metadata_alpha, parse
+from curate.lora.naming import Module, Parsed, metadata_alpha, parse, peft_alpha
 
 
 @dataclasses.dataclass
@@ -119,6 +119,7 @@ def analyse(path: Path | str, model: str = "auto", *, values: bool = True) -> Re
     rep.file = f
     rep.parsed = parsed = parse(f.tensors, f.metadata)
     rep.meta_alpha, rep.alpha_baked = metadata_alpha(f.metadata)
+    peft = peft_alpha(f.metadata)
     for spec in SPECS:
         rep.fits[spec] = _fits(parsed, f, spec) if parsed.modules else ["no LoRA module"]
     fitting = [s for s, p in rep.fits.items() if not p]
@@ -134,13 +135,17 @@ def analyse(path: Path | str, model: str = "auto", *, values: bool = True) -> Re
             rep.shape_errors.append(f"{prefix}: A {list(ta.shape)} and B {list(tb.shape)} do not multiply")
             continue
         rank = ta.shape[0]
+        if rank > st.MAX_RANK or max(ta.nbytes, tb.nbytes) > st.MAX_TENSOR_BYTES:
+            rep.shape_errors.append(f"{prefix}: rank {rank}, {max(ta.nbytes, tb.nbytes) / 2**20:.0f} MiB: "
+                                    f"too large for a LoRA factor, not read")
+            continue
         alpha = None
         if m.alpha is not None and f.tensors[m.alpha].dtype in st.FLOATS | {"I64", "I32"} \
                 and len(f.tensors[m.alpha].shape) <= 1 and np.prod(f.tensors[m.alpha].shape) == 1:
             alpha = float(f.array(m.alpha).reshape(-1)[0]) if values else None
         scale = (alpha / rank) if alpha is not None and rank else 1.0
-        if alpha is None and m.family == "diffusers" and rep.meta_alpha is not None and rank:
-            scale = rep.meta_alpha / rank  # diffusers applies lora_adapter_metadata's alpha
+        if alpha is None and m.family == "diffusers" and peft is not None and rank:
+            scale = peft / rank  # diffusers applies lora_adapter_metadata's alpha
         s = ModuleStats(m, rank, alpha, scale, ta.dtype if ta.dtype == tb.dtype else f"{ta.dtype}/{tb.dtype}",
                         None, None, None)
         if values and ta.dtype in st.FLOATS and tb.dtype in st.FLOATS:

@@ -35,8 +35,14 @@ class LoraRule(Rule):
 
     def ldiag(self, ctx: LoraContext, message: str, *, severity: Severity | None = None, value: Any = None,
               threshold: Any = None) -> Diagnostic:
-        return Diagnostic(path=ctx.display, code=self.code, name=self.name, message=message,
+        return Diagnostic(path=ctx.display, code=self.code, name=self.name, message=printable(message),
                           severity=severity or self.severity, value=value, threshold=threshold, rel=ctx.display)
+
+
+def printable(text: str) -> str:
+    """Key names come from an untrusted file: control characters never reach the terminal raw."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
+                   for c in text)
 
 
 def listing(items, n: int = 4) -> str:

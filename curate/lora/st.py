@@ -16,7 +16,9 @@ import numpy as np
 
 from curate.errors import KlintError
 
-MAX_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
+MAX_HEADER = 16 * 1024 * 1024  # a 9B rank-32 LoRA header is ~20 KiB; the library allows 100 MiB
+MAX_TENSOR_BYTES = 512 * 1024 * 1024  # larger than any LoRA factor: not read into memory
+MAX_RANK = 4096
 MAX_TENSORS = 200_000
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle"}
 DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4, "I16": 2,

@@ -77,6 +77,21 @@ def test_planted_faults_give_exactly_their_rule(trained, tmp_path):
     assert _names(_edit(path, tmp_path / "c.safetensors", zero_b)) == ["lora.untrained"]
 
 
+def test_convert_klint_file_round_trip_explicit_deltas(trained, tmp_path):
+    """BFL -> diffusers -> BFL on the klint-trained file; deltas formed explicitly in fp32."""
+    path, _ = trained
+    src32 = convert(path, tmp_path / "f32.safetensors", "comfyui", dtype="fp32").out
+    d = convert(src32, tmp_path / "d.safetensors", "diffusers")
+    back = convert(d.out, tmp_path / "back.safetensors", "comfyui")
+    pa, pb = parts(analyse(src32)), parts(analyse(back.out))
+    assert set(pa) == set(pb) and len(pa) == 28  # 2 double x 12 + 2 single x 2 targets
+    for t in pa:
+        da = (pa[t].B * pa[t].scale) @ pa[t].A
+        db = (pb[t].B * pb[t].scale) @ pb[t].A
+        assert np.abs(da - db).max() <= 1e-6 * np.abs(da).max()
+    assert compare(pa, pb) <= 1e-6
+
+
 def test_dropping_alpha_tensors_gives_lora_alpha(tmp_path):
     ok = M.musubi_file(tmp_path / "m.safetensors", alpha=1.0)
     assert _names(ok) == []
