@@ -40,24 +40,29 @@ def _table(rep) -> list[str]:
 
 
 def _compare(a, b) -> list[str]:
-    from curate.lora.report import module_inner
-    from curate.lora.rule import printable
+    """Block by block: delta norms (naming-independent) and, for modules stored alike, delta cosine."""
+    from curate.lora.report import block_rows, module_inner
 
-    out = [f"compare {a.path} -> {b.path}",
-           f"  {'MODULE':<48} {'|dA|':>10} {'|dB|':>10} {'RATIO':>7} {'COS':>7}"]
-    shared = [p for p in a.stats if p in b.stats]
-    for p in shared:
-        na, nb = a.stats[p].delta_norm, b.stats[p].delta_norm
-        cos = module_inner(a, b, p)
-        ratio = f"{nb / na:.3g}" if na and nb is not None else "-"
-        out.append(f"  {printable(p)[-48:]:<48} {na if na is not None else float('nan'):>10.4g} "
-                   f"{nb if nb is not None else float('nan'):>10.4g} {ratio:>7} "
-                   f"{'-' if cos is None else f'{cos:.3f}':>7}")
-    only_a = [p for p in a.stats if p not in b.stats]
-    only_b = [p for p in b.stats if p not in a.stats]
-    if only_a or only_b:
-        out.append(f"  {len(only_a)} module(s) only in the first file, {len(only_b)} only in the second "
-                   f"(different naming? convert one first)")
+    na = {r[0]: r[1] for r in block_rows(a)}
+    nb = {r[0]: r[1] for r in block_rows(b)}
+    inner: dict[str, float] = {}
+    for p, sa in a.stats.items():
+        sb = b.stats.get(p)
+        cos = module_inner(a, b, p) if sb else None
+        if cos is not None:
+            blk = sa.module.block
+            key = f"{blk[0]} {blk[1]}" if blk else "outside blocks"
+            inner[key] = inner.get(key, 0.0) + cos * sa.delta_norm * sb.delta_norm
+    out = [f"compare {a.path} -> {b.path}", f"  {'BLOCK':<15} {'|dA|':>10} {'|dB|':>10} {'B/A':>7} {'COS':>7}"]
+    for blk in list(na) + [k for k in nb if k not in na]:
+        x, y = na.get(blk), nb.get(blk)
+        ratio = f"{y / x:.3g}" if x and y is not None else "-"
+        cos = f"{inner[blk] / (x * y):.3f}" if blk in inner and x and y else "-"
+        fx = f"{x:.4g}" if x is not None else "-"
+        fy = f"{y:.4g}" if y is not None else "-"
+        out.append(f"  {blk:<15} {fx:>10} {fy:>10} {ratio:>7} {cos:>7}")
+    if not inner and a.stats and b.stats:
+        out.append("  (different namings: norms compared; convert one file for per-module cosines)")
     return out
 
 
