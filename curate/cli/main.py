@@ -22,6 +22,7 @@ LAZY_COMMANDS = {
     "train": "curate.cli.train:train_cmd",
     "infer": "curate.cli.infer:infer_cmd",
     "eval-id": "curate.cli.infer:eval_id_cmd",
+    "lora": "curate.cli.lora:lora_cmd",
 }
 
 

@@ -442,6 +442,9 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
                                    metadata={"klint.steps": str(total), "klint.trigger": job.trigger or "",
                                              "klint.model": size})
         tell(f"wrote {files['bfl']} (BFL/ComfyUI) and {files['diffusers']} (diffusers)")
+        from curate.lora import check_file  # `klint lora` on the run's own output
+
+        tell(check_file(files["bfl"]))
     barrier(d)
     return dict(steps=total, start=start, last_loss=last_loss, files=files, gradient_checkpointing=ckpt_on,
                 world_size=d.world, transformer=transformer, seconds=time.perf_counter() - t_loop)
