@@ -17,7 +17,8 @@ One table at the end: s/step, peak GiB, MFU (useful bf16 FLOPs / card peak) and 
 to the reference without and with checkpointing. Goals: fast >= 1.4x the reference eager step;
 low-memory >= 1.25x the reference checkpointed step at no more memory; klein-9B in <= 16 GiB.
 
-    python benchmarks/train_step.py                      # GPU: 4B and 9B, ~6 min on one H100/H200
+    python benchmarks/train_step.py                      # GPU: 4B and 9B (22 cases), aimed at ~6 min on one
+                                                         # H100/H200; --budget-s (450) skips what is left
     python benchmarks/train_step.py --tiny               # CPU smoke run, tiny shapes (numbers meaningless)
     python benchmarks/train_step.py --baseline PATH/lora_step_baseline.py --models klein-9b
 """
@@ -215,6 +216,7 @@ def main():
         if out:
             out.write(json.dumps(rec) + "\n")
         if device == "cuda":
+            torch._dynamo.reset()  # compiled blocks would otherwise keep the last model alive
             torch.cuda.empty_cache()
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s\n")
     print(table(rows, base, a, useful))

@@ -39,37 +39,41 @@ def fp8_hardware(device: torch.device | str) -> bool:
             and torch.cuda.get_device_capability(device) >= (8, 9))
 
 
-def _mm_rows(a8, a_scale, b8, b_scale, out_dtype):
+def _mm_rows(a8, a_scale, b8, b_scale, out_dtype, fast: bool | None = None):
     """(a8 * a_scale) @ (b8 * b_scale).T for row-scaled fp8 a8 (M, K) and b8 (N, K)."""
-    if a8.is_cuda and fp8_hardware(a8.device):
+    if fast is None:
+        fast = a8.is_cuda and fp8_hardware(a8.device)
+    if fast:
         # _scaled_mm wants its second operand column-major: b8 (N, K) row-major, transposed, is exactly that
         return torch._scaled_mm(a8, b8.t(), scale_a=a_scale, scale_b=b_scale.t(), out_dtype=out_dtype)
     return ((a8.float() * a_scale) @ (b8.float() * b_scale).t()).to(out_dtype)
 
 
-def fp8_input_grad(gy: torch.Tensor, w8: torch.Tensor, w_scale: torch.Tensor, out_dtype) -> torch.Tensor:
+def fp8_input_grad(gy: torch.Tensor, w8: torch.Tensor, w_scale: torch.Tensor, out_dtype,
+                   fast: bool | None = None) -> torch.Tensor:
     """gx = gy @ (W8 * s): scales folded into gy (per output column), gy quantised per token row."""
     g2 = gy.reshape(-1, gy.shape[-1]) * w_scale.t().to(gy.dtype)
     g8, g_scale = quantize_rows(g2)
     ones = torch.ones(w8.shape[1], 1, device=w8.device, dtype=torch.float32)
-    gx = _mm_rows(g8, g_scale, w8.t().contiguous(), ones, out_dtype)
+    gx = _mm_rows(g8, g_scale, w8.t().contiguous(), ones, out_dtype, fast)
     return gx.reshape(*gy.shape[:-1], w8.shape[1])
 
 
 class _Fp8Matmul(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w8, w_scale, out_dtype):
+    def forward(ctx, x, w8, w_scale, out_dtype, fast):
         shape = x.shape
         x8, x_scale = quantize_rows(x.reshape(-1, shape[-1]))
-        y = _mm_rows(x8, x_scale, w8, w_scale, out_dtype)
+        y = _mm_rows(x8, x_scale, w8, w_scale, out_dtype, fast)
         ctx.save_for_backward(w8, w_scale)
-        ctx.compute_dtype = x.dtype
+        ctx.compute_dtype, ctx.fast = x.dtype, fast
         return y.reshape(*shape[:-1], w8.shape[0])
 
     @staticmethod
     def backward(ctx, gy):
         w8, w_scale = ctx.saved_tensors
-        return fp8_input_grad(gy.to(ctx.compute_dtype), w8, w_scale, ctx.compute_dtype), None, None, None
+        gx = fp8_input_grad(gy.to(ctx.compute_dtype), w8, w_scale, ctx.compute_dtype, ctx.fast)
+        return gx, None, None, None, None
 
 
 class _Fp8Stored(torch.autograd.Function):
@@ -100,6 +104,8 @@ class Fp8Linear(torch.nn.Module):
             linear.bias.detach().to(w8.device), requires_grad=False)
         self.compute_dtype = linear.weight.dtype
         self.matmul = matmul
+        # decided once: a device query inside forward would break compiled graphs
+        self.fast = fp8_hardware(w8.device)
 
     @property
     def weight(self):  # PEFT and diffusers read .weight for device and shape
@@ -111,7 +117,7 @@ class Fp8Linear(torch.nn.Module):
     def forward(self, x):
         x = x.to(self.compute_dtype)
         if self.matmul:
-            y = _Fp8Matmul.apply(x, self.weight_fp8, self.weight_scale, self.compute_dtype)
+            y = _Fp8Matmul.apply(x, self.weight_fp8, self.weight_scale, self.compute_dtype, self.fast)
         else:
             y = _Fp8Stored.apply(x, self.weight_fp8, self.weight_scale)
         return y if self.bias is None else y + self.bias.to(y.dtype)
