@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate.analysis.caption import analyse_texts, load_nlp  # noqa: E402
+from curate.analysis.caption import analyse_texts, load_nlp, reported_spans  # noqa: E402
 
 DATA = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "tests" / "data" / "face_captions.jsonl"
 
@@ -24,7 +24,7 @@ def evaluate(rows, results):
     tp = fp = fn = tn = 0
     misses, false_alarms, phrase_hit, phrase_total = [], [], 0, 0
     for row, res in zip(rows, results):
-        spans = res["face_spans"]
+        spans = reported_spans(res["face_spans"])  # the rule's defaults
         got = bool(spans)
         if row["face"] and got:
             tp += 1

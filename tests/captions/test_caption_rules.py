@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.analysis.caption import analyse_texts
+from curate.analysis.caption import analyse_texts, reported_spans
 from curate.analysis.text import estimate_tokens, find_trigger, framing_terms, template_overhead, tidy
 from curate.config import Config
 from curate.engine.runner import lint_dataset
@@ -46,18 +46,54 @@ def labelled():
     return rows, analyse_texts([r["caption"] for r in rows], trigger="jane_doe")
 
 
+def _pr(rows, results):
+    got = [bool(reported_spans(res["face_spans"])) for res in results]
+    tp = sum(g and r["face"] for r, g in zip(rows, got))
+    fp = sum(g and not r["face"] for r, g in zip(rows, got))
+    fn = sum(not g and r["face"] for r, g in zip(rows, got))
+    return tp / (tp + fp), tp / (tp + fn)
+
+
 def test_labelled_set_precision_recall(labelled):
     rows, results = labelled
-    assert len(rows) >= 80
-    styles = {"booru": sum("1girl" in r["caption"] or "1boy" in r["caption"] for r in rows),
-              "negatives": sum(not r["face"] for r in rows)}
-    assert styles["booru"] >= 5 and styles["negatives"] >= 40
-    tp = sum(bool(res["face_spans"]) and r["face"] for r, res in zip(rows, results))
-    fp = sum(bool(res["face_spans"]) and not r["face"] for r, res in zip(rows, results))
-    fn = sum(not res["face_spans"] and r["face"] for r, res in zip(rows, results))
-    precision, recall = tp / (tp + fp), tp / (tp + fn)
+    assert len(rows) >= 300
+    styles = {s: sum(r.get("style") == s for r in rows) for s in
+              ("wd14", "vlm", "blip", "human", "caps", "title", "weights", "typo", "hyphen")}
+    assert min(styles.values()) >= 5, styles
+    assert sum(not r["face"] for r in rows) >= 120
+    precision, recall = _pr(rows, results)
+    assert precision >= 0.97, precision
+    assert recall >= 0.97, recall
+
+
+def test_untuned_split_precision_recall(labelled):
+    rows, results = labelled
+    pick = [i for i, r in enumerate(rows) if r.get("split") == "untuned"]
+    assert len(pick) >= 50
+    precision, recall = _pr([rows[i] for i in pick], [results[i] for i in pick])
     assert precision >= 0.95, precision
     assert recall >= 0.95, recall
+
+
+@pytest.mark.parametrize("caption,found", [
+    # whose feature: the subject's, or someone else's
+    ("a woman with green eyes sitting by a window", ["green eyes"]),
+    ("jane_doe, half body, holding a kitten with blue eyes", []),
+    ("jane_doe and her uncle, who has a thick grey beard, at a bus stop", []),
+    ("jane_doe, full body shot, walking past a bald man", []),
+    ("The woman, jane_doe, has a dimple in her chin.", ["dimple in her chin"]),
+    # case, weighting, typos, comparatives
+    ("JANE_DOE, HALF BODY, GREEN EYES", ["GREEN EYES"]),
+    ("Jane_doe, Half Body, Freckles, Denim", ["Freckles"]),
+    ("jane_doe, ((short hair:1.2)), park", ["short hair"]),
+    ("jane_doe, mooles, close portrait", ["mooles"]),
+    ("jane_doe, teddy bear, close portrait", []),
+    ("jane_doe, close portrait, curlier hair", ["curlier hair"]),
+    ("jane_doe, half body, 50 years old, office", []),
+])
+def test_face_description_patterns(caption, found):
+    (res,) = analyse_texts([caption], trigger="jane_doe")
+    assert [s["text"] for s in reported_spans(res["face_spans"])] == found
 
 
 def test_face_spans_carry_offsets(labelled):
