@@ -394,6 +394,12 @@ def _removal(doc, start: int, end: int, noun=None, mod_start: int | None = None)
         return [[min(a, start), max(end, min(_sub_end(head), limit))]]
     if head.dep_ == "pobj" and head.head.lower_ == "with":
         w = head.head
+        others = [c for c in head.children if c.dep_ == "conj" and c.lemma_.lower() not in L.PARTS
+                  and c.lemma_.lower() not in _MULTI]
+        cc = [c for c in head.children if c.dep_ == "cc"]
+        if others and cc and noun == head:
+            # "with a wrinkled face and a wide smile" keeps "with a wide smile"
+            return [[min(head.left_edge.idx, start), cc[0].idx + len(cc[0].text)]]
         b = max(end, min(_sub_end(head), limit))
         after = doc[head.right_edge.i + 1] if head.right_edge.i + 1 < len(doc) else None
         # "hair pulled back" (a participle right after the noun, often misparsed as the main
@@ -401,9 +407,15 @@ def _removal(doc, start: int, end: int, noun=None, mod_start: int | None = None)
         described = any(c.dep_ in ("acl", "relcl") for c in head.children) or (
             after is not None and (after.tag_ == "VBN" or after.lower_ in _STYLED))
         if mod_start is not None and described:
-            return [[mod_start, noun.idx]]  # "with dark hair pulled back" keeps "with hair pulled back"
+            if noun.lemma_.lower() in L.HAIR_NOUNS or noun.lemma_.lower() == "hair":
+                return [[mod_start, noun.idx]]  # "with dark hair pulled back" keeps "with hair pulled back"
+            return [[w.idx, noun.idx + len(noun.text)]]  # "with a freckled face smiling" keeps "smiling"
         return [[w.idx, b]]
     verb = head.head
+    if head.dep_ == "nsubj" and verb.dep_ == "pcomp" and verb.head.lower_ == "with" and \
+            noun.lemma_.lower() not in L.HAIR_NOUNS and noun.lemma_.lower() != "hair":
+        # "with a freckled face smiling in a park": the face goes, the smile stays
+        return [[verb.head.idx, noun.idx + len(noun.text)]]
     if head.dep_ == "dobj" and verb.lemma_ in ("have", "show", "sport", "reveal", "display", "feature"):
         a = verb.idx
         subj = [c for c in verb.children if c.dep_ == "nsubj"]
@@ -463,7 +475,7 @@ def _face_spans(doc, state: dict[str, Any] | None = None) -> list[dict[str, Any]
                     j -= 1
                     continue
                 if t.pos_ in _LEFT_OK and t.lower_ not in L.PARTS and t.lemma_.lower() not in L.PARTS \
-                        and t.lemma_.lower() not in _MARKS:
+                        and (t.lemma_.lower() not in _MARKS or t.lower_ in L.TRAIT_ADJS):  # "freckled face"
                     j -= 1
                     continue
                 break

@@ -323,3 +323,22 @@ def test_trigger_move_lowercases_a_sentence_start(tmp_path, text, expected):
     root = ds(tmp_path, {"a": text})
     fix_dataset(root, cfg(trigger="jane_doe", select=("KL505",)))
     assert (root / "a.txt").read_text() == expected
+
+
+@pytest.mark.parametrize("caption,fixed", [
+    # tags: the whole tag goes, no stray part noun is left behind
+    ("jane_doe, freckled face, smiling, park", "jane_doe, smiling, park"),
+    ("jane_doe, close portrait, (freckled face:1.2), smiling", "jane_doe, close portrait, smiling"),
+    ("JANE_DOE, FRECKLED FACE, SMILING", "JANE_DOE, SMILING"),
+    # prose: sentences stay sentences
+    ("a photo of jane_doe with a freckled face smiling in a park", "a photo of jane_doe smiling in a park"),
+    ("A photo of jane_doe. She has a freckled face and green eyes, and she is smiling.",
+     "A photo of jane_doe. She is smiling."),
+    ("She has green eyes. jane_doe smiles at the camera.", "jane_doe smiles at the camera."),
+    ("a woman with a wrinkled face and a wide smile, jane_doe", "a woman with a wide smile, jane_doe"),
+    ("jane_doe with a round face and a red scarf, outdoors", "jane_doe with a red scarf, outdoors"),
+])
+def test_face_fix_leaves_a_caption_a_person_would_write(tmp_path, caption, fixed):
+    root = ds(tmp_path, {"a": caption})
+    fix_dataset(root, cfg(select=("KL507",)), unsafe=True)
+    assert (root / "a.txt").read_text() == fixed

@@ -172,3 +172,19 @@ def test_seated_figure_with_hidden_feet_is_full():
     assert classify(seated(5.6 * H), 400, 5.6 * H)["framing"] == "full"
     # the same seated figure cut just below the knees is half
     assert classify(seated(4.5 * H), 400, 4.5 * H)["framing"] == "half"
+
+
+@pytest.mark.parametrize("caption,fixed", [
+    ("jane_doe, smiling", "jane_doe, close portrait, smiling"),
+    ("jane_doe", "jane_doe, close portrait"),
+    # prose: never split a sentence; the phrase closes the trigger's clause
+    ("a photo of jane_doe smiling in a park", "a photo of jane_doe smiling in a park, close portrait"),
+    ("A photo of jane_doe. She is smiling.", "A photo of jane_doe, close portrait. She is smiling."),
+    ("jane_doe sits on a bench, reading. The light is soft.",
+     "jane_doe sits on a bench, close portrait, reading. The light is soft."),
+])
+def test_framing_phrase_lands_where_a_person_would_write_it(caption, fixed):
+    import importlib
+
+    insert_framing = importlib.import_module("lint_rules.KL510").insert_framing
+    assert insert_framing(caption, "jane_doe", "close portrait")[0] == fixed
