@@ -246,3 +246,35 @@ def test_missing_pose_model_is_a_clear_error(photos, tmp_path):
     assert res.exit_code == 2
     assert res.stderr.startswith("klint: error: pose model not found: no-such-pose.pt")
     assert "Traceback" not in res.stderr
+
+
+def test_composition_counts_agree_with_tiny_subjects(photos, tmp_path):
+    """inspect's summary line, the report and dataset.composition count the same photos; the
+    two broadcast frames (people with ~38 px heads at 1024) count as none, not full body."""
+    import re
+
+    from curate.report.builder import collect_records, composition
+
+    picks = {"close": ["pulid-example-inputs/hinton.jpeg", "pulid-example-inputs/lecun.jpg",
+                       "pulid-example-inputs/lifeifei.jpg", "pulid-example-inputs/pengwei.jpg",
+                       "pulid-example-inputs/rihanna.webp"],
+             "half": ["mmpose-tests-data/mpii/004645041.jpg"],
+             "full": ["mmpose-tests-data/coco/000000000785.jpg", "mmpose-tests-data/mpii/060754485.jpg"],
+             "tiny": [f"mmpose-tests-data/posetrack18/videos/000001_mpiinew_test/00000{i}.jpg" for i in (0, 3)]}
+    files = {f"{k}{i}{Path(p).suffix}": photos / p for k, ps in picks.items() for i, p in enumerate(ps)}
+    root = make_dataset(tmp_path / "ds", files, config='trigger = "jane_doe"\n')
+    res = run_cli(["inspect", str(root), "--no-progress"])
+    assert res.exit_code == 0, res.stderr
+    line = re.search(r"(\d+) images: (\d+) close, (\d+) half, (\d+) full, (\d+) none", res.stdout)
+    assert line and tuple(map(int, line.groups())) == (10, 5, 1, 2, 2), res.stdout
+    lint = run_cli(["lint", str(root), "--select", "KL310,KL303,KL301", "--format", "json", "--no-progress"])
+    diags = json.loads(lint.stdout)
+    (comp,) = [d for d in diags if d["code"] == "KL310"]
+    assert "5 close / 1 half / 2 full" in comp["message"]
+    assert sorted(d["path"].rsplit("/", 1)[-1] for d in diags if d["code"] == "KL303") == ["tiny0.jpg", "tiny1.jpg"]
+    assert not [d for d in diags if d["code"] == "KL301"]
+    cfg = load_config(root)
+    result = lint_dataset(root, cfg, rules=[r for r in all_rules() if r.code == "KL310"])
+    recs, _ = collect_records(result)
+    counts = composition(recs)["counts"]
+    assert (counts["close"], counts["half"], counts["full"], counts["none"]) == (5, 1, 2, 2)
