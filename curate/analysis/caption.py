@@ -647,10 +647,11 @@ def _subject_mentions(doc, state) -> dict[int, bool]:
             out[tok.i] = False  # "her father", "my friend", "the baby"
             continue
         left = tok.left_edge
-        before = full[:off + left.idx].rstrip()
-        beside_trigger = any(b <= off + left.idx and not full[b:off + left.idx].strip(" ,;:-")
-                             for _, b in ([(a + off, b + off) for a, b in state.get("mask") or []]
-                                          + [(a, b) for a, b in state.get("caption_mask") or []]))
+        # "jane_doe, a woman with ...": only separators between the trigger and the noun phrase
+        # (the mask holds every trigger of the caption, in this piece's coordinates)
+        start = off + left.idx
+        beside_trigger = any(b + off <= start and not full[b + off:start].strip(" ,;:-")
+                             for _, b in state.get("mask") or [])
         appos = tok.dep_ == "appos" and _in_trigger(tok.head, state)
         definite = "the" in dets and lem in L.DEFINITE_SUBJECT
         subject = not state["subject_seen"] or beside_trigger or appos or definite
@@ -659,7 +660,6 @@ def _subject_mentions(doc, state) -> dict[int, bool]:
         out[tok.i] = subject
         if subject:
             state["subject_seen"] = True
-        del before
     return out
 
 
