@@ -3,7 +3,8 @@
 Keys (stable): path, rel, width, height, framing, framing_confidence, people, repeats,
 subject_box, subject_fraction, face_visible, head_height_px, keypoints, lighting, background,
 caption, text (burned-in text: judged regions with box/text/conf/where/kind/severity, coverage,
-worst); extras: face_reason, extent_visible, extent_frame, others, error.
+worst); extras: face_reason, extent_visible, extent_frame, others, error, head_px_train (head height at
+the training resolution), framing_reason (why `none`: no person, too little body, tiny).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
             "face_visible": fr.get("face_visible"),
             "face_reason": fr.get("face_reason"),
             "head_height_px": fr.get("head_height_px"),
+            "head_px_train": fr.get("head_px_train"),
+            "framing_reason": fr.get("framing_reason"),
             "keypoints": fr.get("keypoints"),
             "extent_visible": fr.get("extent_visible"),
             "extent_frame": fr.get("extent_frame"),

@@ -20,6 +20,13 @@ class KL310(Rule):
     Fix safety: no fix here; `klint fix --rebalance` writes repeats, which this rule counts
     (`repeats` in klint.toml: an image with 3 repeats counts 3 times).
 
+    What counts: only photos framed close, half or full. A photo framed `none` is not a sample
+    of any framing: no person (subject.none), or a person too small to learn a face from - a
+    figure in a wide street, park, beach or sports scene. That cut is made on the subject's head
+    height at the training resolution (the photo scaled to `resolution`^2 pixels, as bucketing
+    trainers do), below subject.small's `min_head_px` (default 48 px, three of Klein's 16 px
+    latent tokens); such a photo would otherwise pass for a full-body shot while teaching no face.
+
     Options: `tolerance` (how far below a third a framing's share may fall, default 0.13, so
     each framing needs at least 20%), `min_images` (skip smaller datasets, default 3).
     """

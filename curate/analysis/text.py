@@ -123,6 +123,7 @@ def tidy(text: str) -> str:
             s = re.sub(r"\(\s*\)", "", s)
             s = re.sub(r"(?<!\.)\.\s*\.(?!\.)", ".", s)
         s = re.sub(r"^[\s,;:]+", "", s)
+        s = re.sub(r"^[.!?]+\s+", "", s)  # the first sentence was cut away whole
         s = re.sub(r"[\s,;:]+$", "", s)
         s = re.sub(r"^(?:and|with)\s+", "", s)
         s = re.sub(r"([.!?;]\s+)and\s+", r"\1", s)
@@ -142,9 +143,13 @@ def cut(text: str, spans: list[tuple[int, int]]) -> str:
         else:
             merged.append([a, b])
     out, pos = [], 0
+    cap_next = False
     for a, b in merged:
-        before = text[pos:a]
+        before = _cap(text[pos:a]) if cap_next else text[pos:a]
         after = text[b:]
+        done = "".join(out) + before
+        # "She has freckles and she smiles." -> "She smiles.": a cut sentence start keeps its capital
+        cap_next = text[a:b][:1].isupper() and (not done.strip() or done.rstrip()[-1] in ".!?")
         # "an asian woman" -> "a woman": the article before a cut agrees with the word after it
         m = re.search(r"\b([Aa]n?)\s*$", before)
         nxt = re.match(r"[\s,]*([A-Za-z])", after)
@@ -155,8 +160,15 @@ def cut(text: str, spans: list[tuple[int, int]]) -> str:
         out.append(before)
         out.append(" ")
         pos = b
-    out.append(text[pos:])
+    out.append(_cap(text[pos:]) if cap_next else text[pos:])
     return tidy("".join(out))
+
+
+def _cap(segment: str) -> str:
+    m = re.match(r"(\s*)([a-z])([\w'-]*)", segment)
+    if not m or "_" in m.group(3):
+        return segment  # not a plain word (a trigger like jane_doe keeps its case)
+    return segment[:m.start(2)] + m.group(2).upper() + segment[m.end(2):]
 
 
 # --- token estimate ----------------------------------------------------------------------------

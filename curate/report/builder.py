@@ -22,7 +22,7 @@ FRAMINGS = (
     ("close", "Close-up", "shoulders up"),
     ("half", "Half-body", "waist up"),
     ("full", "Full-body", "head to feet"),
-    ("none", "No person", "no one detected"),
+    ("none", "No usable person", "no one detected, or too small"),
     ("unknown", "Framing not analysed", "no framing result"),
 )
 FRAMED = ("close", "half", "full")

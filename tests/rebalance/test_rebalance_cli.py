@@ -31,7 +31,10 @@ LABELS = {
 }
 CAPTION = {"close": "jane, close portrait, soft window light", "half": "jane, half body, standing outdoors",
            "full": "jane, full body shot, standing in a green studio, white sneakers"}
-CONFIG = 'trigger = "jane"\nresolution = {res}\n# the user\'s own settings must survive\nignore = ["KL001"]\n'
+# At 384 px the green-screen figures' heads are ~20 px, under subject.small's 48 px cut, so by
+# default they would be framed `none`; these tests are about the plan arithmetic, not that cut.
+CONFIG = ('trigger = "jane"\nresolution = {res}\n# the user\'s own settings must survive\nignore = ["KL001"]\n'
+          '[rule-options."subject.small"]\nmin_head_px = 12\n')
 
 
 @pytest.fixture(scope="module")
