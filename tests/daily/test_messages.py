@@ -58,3 +58,11 @@ def test_one_rule_two_severities_says_why(tmp_path):
     assert "warning" in by_sev["warning"] and "hair" in by_sev["warning"]
     # the hair message says why it is only a warning
     assert "only a warning" in by_sev["warning"], by_sev["warning"]
+
+
+def test_hair_warning_survives_an_earlier_caption_without_hair(tmp_path):
+    # the loop over captions must not let one caption's last finding change the `hair` option
+    root = ds(tmp_path, {"a": "jane_doe, blue eyes, smiling", "b": "jane_doe, dark wavy hair, reading"})
+    r = lint_dataset(root, Config(trigger="jane_doe", select=["KL507"]), use_cache=False)
+    assert sorted((d.path.rsplit("/", 1)[-1], d.severity) for d in r.diagnostics) == [
+        ("a.txt", "error"), ("b.txt", "warning")]
