@@ -80,18 +80,21 @@ def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
     return records
 
 
-def summary(records: list[dict[str, Any]], variety: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Dataset-level counts for the table footer and JSON output."""
-    counts = {"close": 0, "half": 0, "full": 0, "none": 0}
-    eff = dict(counts)
-    for r in records:
-        f = r["framing"] if r["framing"] in counts else "none"
-        counts[f] += 1
-        eff[f] += r.get("repeats", 1)
-    out: dict[str, Any] = {"images": len(records), "framing": counts, "framing_with_repeats": eff}
+def summary(records: list[dict[str, Any]], variety: dict[str, Any] | None = None, config=None) -> dict[str, Any]:
+    """Dataset-level figures for the table footer (composition and variety
+    from the same functions as lint and the report)."""
+    from curate.composition import composition, for_dataset
+
+    pairs = [(r.get("framing"), r.get("repeats", 1)) for r in records]
+    comp = for_dataset(config, pairs) if config is not None else composition(pairs)
+    out: dict[str, Any] = {"images": len(records), "framing": dict(comp.counts),
+                           "framing_with_repeats": dict(comp.weights), "composition": comp}
     if variety:
+        from curate.analysis.variety import effective_number
+
         li, bg = variety["lighting"], variety["background"]
-        out["lighting"] = {"distinct": li["distinct"], "largest_share": li["largest_share"], "vendi": li["vendi"],
-                           "buckets": li["buckets"]}
-        out["background"] = {"clusters": bg["clusters"], "largest_share": bg["largest_share"], "vendi": bg["vendi"]}
+        out["lighting"] = {"distinct": li["distinct"], "largest_share": li["largest_share"],
+                           "effective": effective_number(list(li["buckets"].values())), "buckets": li["buckets"]}
+        out["background"] = {"clusters": bg["clusters"], "largest_share": bg["largest_share"],
+                             "effective": effective_number(bg["sizes"])}
     return out

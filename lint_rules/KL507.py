@@ -81,10 +81,13 @@ class KL507(Rule):
                 a = s["start"]
                 line = text.count("\n", 0, a) + 1
                 col = a - (text.rfind("\n", 0, a) + 1) + 1
-                sev = "warning" if s["feature"] == "hair" else None
+                is_hair = s["feature"] == "hair"
+                why = ("; hair is only a warning: it is styling that changes between photos, so naming it "
+                       "can be deliberate (rule option `hair = false` turns these off)") if is_hair else ""
                 yield self.diag(ctx, item.rel_caption,
                                 f"face description \"{s['text']}\" ({s['feature']}): describe scene and pose, "
-                                f"not the face", fix=fix, severity=sev, line=line, col=col,
+                                f"not the face{why}", fix=fix, severity="warning" if is_hair else None,
+                                line=line, col=col,
                                 end_col=col + (s["end"] - a), value=s["text"])
 
     def _fix(self, ctx, item, text, spans, trigger):

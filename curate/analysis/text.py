@@ -34,6 +34,55 @@ def find_trigger(text: str, trigger: str) -> tuple[list[tuple[int, int]], list[t
     return exact, variants
 
 
+_WORD = re.compile(r"[^\W_][\w\-]*[^\W_]|[^\W_]")
+# words that start many captions without being a trigger
+_NOT_TRIGGER = frozenset("""a an the this that photo picture image portrait selfie shot close closeup full half body
+    woman man girl boy person lady guy people she he her his their my our young old 1girl 1boy solo""".split())
+
+
+def guess_trigger(captions: list[str], min_share: float = 0.5) -> str | None:
+    """The word that most likely is the trigger when none is configured, or None.
+
+    A candidate is in more than `min_share` of the captions (in one spelling, any case) and looks
+    like a made-up token: it has an underscore or a digit, or it opens most of the captions and
+    is not an ordinary opening word. The most frequent spelling is returned; ties go to the
+    candidate in more captions, then to the one that opens more captions.
+    """
+    texts = [t for t in captions if t and t.strip()]
+    if not texts:
+        return None
+    seen: dict[str, int] = {}
+    first: dict[str, int] = {}
+    spelling: dict[str, dict[str, int]] = {}
+    for text in texts:
+        words = _WORD.findall(text)
+        if not words:
+            continue
+        head = words[0].lower()
+        first[head] = first.get(head, 0) + 1
+        for w in set(words):
+            key = w.lower()
+            seen[key] = seen.get(key, 0) + 1
+            spelling.setdefault(key, {})
+            spelling[key][w] = spelling[key].get(w, 0) + 1
+    n = len(texts)
+    best: tuple[int, int, str] | None = None
+    for key, count in seen.items():
+        if count / n <= min_share or key in _NOT_TRIGGER:
+            continue
+        made_up = "_" in key or any(ch.isdigit() for ch in key)
+        opens = first.get(key, 0)
+        if not (made_up or opens / n > min_share):
+            continue
+        cand = (count, opens, key)
+        if best is None or cand[:2] > best[:2]:
+            best = cand
+    if best is None:
+        return None
+    forms = spelling[best[2]]
+    return max(forms, key=lambda w: (forms[w], w == w.lower()))
+
+
 def trigger_is_first(text: str, trigger: str, prefixes: list[str]) -> bool:
     """Caption starts with the trigger, optionally after an allowed prefix like "a photo of"."""
     body = text.lstrip()

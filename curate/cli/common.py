@@ -31,6 +31,16 @@ def dataset_options(f):
     return f
 
 
+FAIL_ON_HELP = ("Lowest severity that makes the exit code 1 (default: warning; the `klint` pre-commit hooks pass "
+                "`--fail-on error`, so warnings are shown but do not block a commit).")
+
+
+def fail_on_option(f):
+    """--fail-on error|warning|info; repeated, the last one wins (hook args come after the hook's own)."""
+    return click.option("--fail-on", "fail_on", type=click.Choice(["error", "warning", "info"]), default="warning",
+                        show_default=False, help=FAIL_ON_HELP)(f)
+
+
 @dataclasses.dataclass
 class Target:
     root: Path  # dataset root, as given (relative paths kept for display)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curate.cli.common import dataset_options, echo_out, resolve_targets
+from curate.cli.common import dataset_options, echo_out, fail_on_option, resolve_targets
 from curate.cli.output.concise import footer, line
 
 
@@ -18,8 +18,9 @@ from curate.cli.output.concise import footer, line
 @click.option("--dry-run", is_flag=True, help="With --rebalance: print the plan, write nothing.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="With --rebalance: where derived crops go (default <dataset>/_klint/derived).")
+@fail_on_option
 @dataset_options
-def fix_cmd(paths, unsafe_fixes, diff, rebalance, strategy, dry_run, out_dir, select, ignore, trigger, resolution,
+def fix_cmd(paths, fail_on, unsafe_fixes, diff, rebalance, strategy, dry_run, out_dir, select, ignore, trigger, resolution,
             config_file, no_cache, no_progress):
     """Apply fixes to captions (atomically, with a backup in .klint_cache/backups/)."""
     targets = resolve_targets(paths, config_file=config_file, select=list(select) or None,
@@ -29,6 +30,7 @@ def fix_cmd(paths, unsafe_fixes, diff, rebalance, strategy, dry_run, out_dir, se
 
         return max(rebalance_cmd(t, strategy=strategy, dry_run=dry_run or diff, out_dir=out_dir,
                                  use_cache=not no_cache, no_progress=no_progress) for t in targets)
+    from curate.engine.diagnostic import fails
     from curate.fix.apply import fix_dataset
 
     worst = 0
@@ -59,6 +61,6 @@ def fix_cmd(paths, unsafe_fixes, diff, rebalance, strategy, dry_run, out_dir, se
                        f"(originals untouched): {', '.join(made)}")
         for text in footer(report.remaining):
             click.echo(text)
-        if any(d.severity != "info" for d in report.remaining) or report.runaway:
+        if fails(report.remaining, fail_on) or report.runaway:
             worst = max(worst, 1)
     return worst

@@ -7,6 +7,13 @@ from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+SEVERITIES = tuple(SEVERITY_ORDER)
+
+
+def fails(diagnostics, fail_on: str = "warning") -> bool:
+    """Whether any diagnostic is at least as severe as `fail_on` (the `--fail-on` exit rule)."""
+    limit = SEVERITY_ORDER[fail_on]
+    return any(SEVERITY_ORDER[d.severity] <= limit for d in diagnostics)
 
 
 @dataclasses.dataclass(frozen=True)

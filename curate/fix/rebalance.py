@@ -97,15 +97,17 @@ def balance_repeats(groups: dict[str, list[str]], targets: dict[str, float] = DE
     return mult, short
 
 
+def plan_composition(mult: dict[str, int], framing: dict[str, str], targets: dict[str, float] | None = None):
+    """The plan's framing mix through `curate.composition`, the computation lint and the report use."""
+    from curate.composition import composition
+
+    return composition(((framing.get(rel, "none"), m) for rel, m in mult.items()), targets=targets)
+
+
 def effective_shares(mult: dict[str, int], framing: dict[str, str]) -> dict[str, float]:
-    total = sum(mult.values())
-    out = {g: 0.0 for g in (*GROUPS, "none")}
-    if not total:
-        return out
-    for rel, m in mult.items():
-        g = framing.get(rel, "none")
-        out[g if g in out else "none"] += m / total
-    return out
+    """Shares of close/half/full among the framed samples; `none`: share of all samples in no group."""
+    comp = plan_composition(mult, framing)
+    return {**comp.shares, "none": comp.none_share}
 
 
 # -- plan --------------------------------------------------------------------------------------
@@ -159,8 +161,12 @@ class Plan:
     def framing(self) -> dict[str, str]:
         return {m.rel: m.framing for m in self.members}
 
+    def composition(self):
+        return plan_composition(self.multipliers, self.framing, self.targets)
+
     def shares(self) -> dict[str, float]:
-        return effective_shares(self.multipliers, self.framing)
+        comp = self.composition()
+        return {**comp.shares, "none": comp.none_share}
 
     def counts(self) -> dict[str, int]:
         out = {g: 0 for g in (*GROUPS, "none")}
@@ -231,7 +237,10 @@ def plan_crops(originals: list[Record], targets: dict[str, float], resolution: i
 
 
 def make_plan(originals: list[Record], strategy: str, *, resolution: int, targets: dict[str, float] | None = None,
-              max_ratio: int = MAX_RATIO, avg_repeats: int = SEED_REPEATS, out_prefix: str = DERIVED_DIR) -> Plan:
+              max_ratio: int = MAX_RATIO, avg_repeats: int = SEED_REPEATS, out_prefix: str = DERIVED_DIR,
+              stored: dict[str, int] | None = None) -> Plan:
+    """`stored`: the repeats already in klint.toml; `crops` keeps them for the originals (crops
+    come in at x1), the other strategies compute new ones."""
     if strategy not in ("repeats", "crops", "both"):
         raise KlintError(f"unknown rebalance strategy {strategy!r} (repeats, crops or both)")
     targets = dict(targets or DEFAULT_TARGETS)
@@ -245,13 +254,15 @@ def make_plan(originals: list[Record], strategy: str, *, resolution: int, target
     for m in members:
         groups[m.framing if m.framing in groups else "none"].append(m.rel)
     if strategy == "crops":
-        mult = {m.rel: 1 for m in members}
-        # without repeats only more photos close the gap: as many as the fullest group holds
-        counts = {g: len(groups[g]) for g in GROUPS}
-        live = {g: targets[g] for g in GROUPS if targets.get(g, 0) > 0}
-        T = max((counts[g] / live[g] for g in live), default=0)
-        short = [Shortfall(g, need, need) for g in live
-                 if (need := math.ceil(live[g] * T - 1e-9) - counts[g]) > 0]
+        mult = {m.rel: (1 if m.derived_from else max(1, int((stored or {}).get(m.rel, 1)))) for m in members}
+        # what the table will show is what decides the shortfall: the same effective shares
+        comp = plan_composition(mult, {m.rel: m.framing for m in members}, targets)
+        short = []
+        for g in GROUPS:
+            if targets.get(g, 0) <= 0 or comp.shares[g] >= targets[g] - TOLERANCE - 1e-9:
+                continue
+            minimum = comp.to_add(g, targets[g] - TOLERANCE)
+            short.append(Shortfall(g, minimum, max(minimum, comp.to_add(g, targets[g]))))
     else:
         mult, short = balance_repeats(groups, targets, max_ratio)
     base = base_repeats(avg_repeats, len(members), sum(mult.values()))
@@ -423,10 +434,20 @@ def _notes(plan: Plan, display) -> list[str]:
     n_none = plan.counts()["none"]
     if n_none:
         out.append(f"{n_none} image(s) with no detected person count toward no group (x1)")
+    shares = plan.shares()
+    for g in GROUPS:
+        if shares[g] > plan.targets[g] + TOLERANCE + 1e-9:
+            hint = (" (the stored repeats were planned without these crops: `--strategy both` plans them anew)"
+                    if plan.strategy == "crops" and plan.crops
+                    and any(plan.multipliers[m.rel] > 1 for m in plan.members if not m.derived_from) else "")
+            out.append(f"{GROUP_LABEL[g]} is over its target ({shares[g]:.3f} > {plan.targets[g]:.3f} + "
+                       f"{TOLERANCE}){hint}")
     for s in plan.shortfalls:
         noun = PHOTO_NOUN[s.group]
+        ideal = ("to reach its full target share" if plan.strategy == "crops"
+                 else "to match the fullest group without repeats")
         how = (f"add at least {s.minimum} {noun} photo{'s' if s.minimum != 1 else ''}"
-               + (f" (ideally {s.ideal}, to match the fullest group without repeats)" if s.ideal > s.minimum else ""))
+               + (f" (ideally {s.ideal}, {ideal})" if s.ideal > s.minimum else ""))
         if s.group == "full" or plan.strategy == "repeats":
             why = "a wider framing can never be cut from a tighter one" if s.group == "full" else \
                   f"repeats are capped at {plan.max_ratio}x"
@@ -579,8 +600,9 @@ def rebalance_cmd(target, *, strategy: str = "repeats", dry_run: bool = False, o
     raw, targets, ratio = _settings(root)
     avg, stage2 = _avg_repeats(target.config)
     records = _collect(dataset, target.config, out_prefix, use_cache, no_progress)
+    stored = {r.rel: int(target.config.repeats.get(r.rel, 1)) for r in records}
     plan = make_plan(records, strategy, resolution=target.config.resolution, targets=targets, max_ratio=ratio,
-                     avg_repeats=avg, out_prefix=out_prefix)
+                     avg_repeats=avg, out_prefix=out_prefix, stored=stored)
     tables = plan.tables(stage2)
     click.echo(f"Rebalance plan for {dataset.display_root} (strategy: {strategy})")
     click.echo(render_table(plan), nl=False)

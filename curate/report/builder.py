@@ -27,8 +27,6 @@ FRAMINGS = (
 )
 FRAMED = ("close", "half", "full")
 LABEL = {k: h for k, h, _ in FRAMINGS}
-# a class within this many points of a third counts as on target
-TOLERANCE = 0.08
 # the curation notes warn when one lighting setup or background holds this share or more
 DOMINANT_SHARE = 0.7
 DISPLAY_MAX = 256  # CSS px of a grid thumbnail's longer side
@@ -122,25 +120,13 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts per framing and, for the three framed classes, how far each is from a third."""
-    counts = Counter(framing_of(r) for r in records)
-    framed = sum(counts[k] for k in FRAMED)
-    rows = []
-    for k in FRAMED:
-        c = counts[k]
-        share = c / framed if framed else 0.0
-        if not framed:
-            status, delta = "n/a", 0
-        elif share < 1 / 3 - TOLERANCE:
-            # adding k shots of this class: (c + k) / (framed + k) >= 1/3
-            status, delta = "low", max(1, math.ceil((framed - 3 * c) / 2))
-        elif share > 1 / 3 + TOLERANCE:
-            status, delta = "high", max(1, round(c - framed / 3))
-        else:
-            status, delta = "ok", 0
-        rows.append({"key": k, "count": c, "share": share, "status": status, "delta": delta})
-    return {"counts": counts, "framed": framed, "rows": rows}
+def composition(records: list[dict[str, Any]], config=None):
+    """The framing mix of the report's records (repeats included), from `curate.composition`, the
+    function lint and rebalance use; images whose framing was not analysed count as `none`."""
+    from curate.composition import composition as compute, for_dataset
+
+    pairs = [(framing_of(r), r.get("repeats", 1) or 1) for r in records]
+    return for_dataset(config, pairs) if config is not None else compute(pairs)
 
 
 def _describe(field: str, members: list[dict[str, Any]]) -> str:
@@ -313,11 +299,15 @@ class _Page:
         )
 
     def composition(self) -> str:
-        comp = composition(self.records)
-        counts, framed = comp["counts"], comp["framed"]
+        from curate.composition import NOUN, pct
+
+        comp = composition(self.records, self.result.context.config)
+        counts = Counter(framing_of(r) for r in self.records)
+        framed = comp.framed_images
         parts = ['<section id="composition"><h2>Composition</h2>']
         parts.append('<div class="sub small">Target: a third each of close-ups, half-body and full-body shots '
-                     'of the photos with a person in them (dashed lines mark ⅓ and ⅔).</div>')
+                     'of the photos with a person in them (dashed lines mark ⅓ and ⅔). Shares count repeats, '
+                     'as training does.</div>')
         total = sum(counts.values())
         if total:
             order = (*FRAMED, "none", "unknown")
@@ -334,23 +324,27 @@ class _Page:
         parts.append(f'<div class="bar-wrap"><div class="bar">{segs}</div>{markers}</div>')
         rows = []
         missing = []
-        for r in comp["rows"]:
-            k = r["key"]
+        for k in FRAMED:
             label = LABEL[k]
-            if r["status"] == "low":
-                status = f'<span class="status-low">short: add ~{r["delta"]}</span>'
-                missing.append(f'~{r["delta"]} {label.lower()} shot{"s" if r["delta"] != 1 else ""}')
-            elif r["status"] == "high":
-                status = f'<span class="status-high">over by ~{r["delta"]}</span>'
-            elif r["status"] == "ok":
+            state = comp.status(k)
+            if state == "low":
+                need, ideal = comp.to_add(k), comp.to_add(k, comp.targets[k])
+                more = f" ({ideal} for {pct(comp.targets[k])})" if ideal > need else ""
+                status = f'<span class="status-low">short: add {need}{more}</span>'
+                missing.append(f"{need} {NOUN[k]} photo{'s' if need != 1 else ''}")
+            elif state == "high":
+                status = f'<span class="status-high">over {pct(comp.ceiling(k))}</span>'
+            elif state == "ok":
                 status = '<span class="status-ok">on target</span>'
             else:
                 status = '<span class="sub">n/a</span>'
+            images = f"{comp.counts[k]}" + (f' <span class="sub small">×{comp.weights[k]} with repeats</span>'
+                                            if comp.weighted else "")
             rows.append(f'<tr><td><span class="dot {k}"></span>{label} <span class="sub small">'
                         f'{escape(dict((a, c) for a, _, c in FRAMINGS)[k])}</span></td>'
-                        f'<td class="num">{r["count"]}</td>'
-                        f'<td class="num">{_fmt_pct(r["share"]) if framed else "–"}</td>'
-                        f'<td class="num">33%</td><td>{status}</td></tr>')
+                        f'<td class="num">{images}</td>'
+                        f'<td class="num">{pct(comp.shares[k]) if framed else "–"}</td>'
+                        f'<td class="num">{pct(comp.targets[k])}</td><td>{status}</td></tr>')
         for k in ("none", "unknown"):
             if counts[k]:
                 rows.append(f'<tr><td><span class="dot {k}"></span>{LABEL[k]}</td><td class="num">{counts[k]}</td>'
@@ -360,9 +354,10 @@ class _Page:
                      '<th class="num">Share</th><th class="num">Target</th><th>Status</th></tr></thead><tbody>'
                      + "".join(rows) + "</tbody></table>")
         if missing:
-            parts.append(f'<p class="missing"><b>Missing:</b> {", ".join(missing)} to reach a third each.</p>')
+            parts.append(f'<p class="missing"><b>Missing:</b> {", ".join(missing)}, to reach at least '
+                         f'{pct(min(comp.floor(k) for k in comp.short))} each (the dataset.composition threshold).</p>')
         elif framed:
-            parts.append('<p class="sub">Each framing is within 8 points of a third.</p>')
+            parts.append(f'<p class="sub">Each framing is within {100 * comp.tolerance:.0f} points of its target.</p>')
         if self.note:
             parts.append(f'<p class="sub small">{escape(self.note)}.</p>')
         parts.append("</section>")
@@ -375,9 +370,12 @@ class _Page:
         if not groups:
             out.append('<p class="sub">Not analysed for this dataset.</p></div>')
             return "".join(out)
-        effective = math.exp(-sum(len(g) / total * math.log(len(g) / total) for _, g in groups))
+        from curate.analysis.variety import effective_number
+
+        effective = effective_number([len(g) for _, g in groups])
         out.append(f'<p class="sub small">{_plural(len(groups), "cluster")} over {_plural(total, "image")} '
-                   f'(effective number {effective:.1f}). {escape(explain)}</p>')
+                   f'(effective number {effective}: {_plural(len(groups), "equally common setup")} would give '
+                   f'{len(groups)}, one dominant setup gives close to 1). {escape(explain)}</p>')
         # a long tail of one-image clusters says "all different"; one row says it better than many
         singles = [g[0] for _, g in groups if len(g) == 1]
         rows = [(label, members, False) for label, members in groups if len(members) > 1 or len(singles) < 3]
