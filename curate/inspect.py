@@ -2,7 +2,7 @@
 
 Keys (stable): path, rel, width, height, framing, framing_confidence, people, repeats,
 subject_box, subject_fraction, face_visible, head_height_px, keypoints, lighting, background,
-caption, text (burned-in text: judged regions with box/text/conf/where/kind/severity, coverage,
+caption, replaced_by (the clean crop that trains in its place, else null), text (burned-in text: judged regions with box/text/conf/where/kind/severity, coverage,
 worst); extras: face_reason, extent_visible, extent_frame, others, error, head_px_train (head height at
 the training resolution), framing_reason (why `none`: no person, too little body, tiny).
 """
@@ -38,6 +38,9 @@ def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
     ds = ctx.dataset
     variety = dataset_variety(ctx)
     repeats = ctx.config.repeats or {}
+    from curate.dataset.derived import replacements
+
+    replaced = replacements(ds.root)
     records = []
     for item in ds.images:
         rel = item.rel_image
@@ -74,6 +77,7 @@ def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
             bg["cluster"] = variety["cluster_of"].get(rel)
             rec["background"] = bg
         rec["text"] = text_record(ctx, item)
+        rec["replaced_by"] = replaced.get(rel)  # a clean crop that trains in its place (not counted)
         if not pose:
             rec["error"] = img.get("error") or "image could not be analysed"
         records.append(rec)
@@ -85,7 +89,7 @@ def summary(records: list[dict[str, Any]], variety: dict[str, Any] | None = None
     from the same functions as lint and the report)."""
     from curate.composition import composition, for_dataset
 
-    pairs = [(r.get("framing"), r.get("repeats", 1)) for r in records]
+    pairs = [(r.get("framing"), r.get("repeats", 1)) for r in records if not r.get("replaced_by")]
     comp = for_dataset(config, pairs) if config is not None else composition(pairs)
     out: dict[str, Any] = {"images": len(records), "framing": dict(comp.counts),
                            "framing_with_repeats": dict(comp.weights), "composition": comp}

@@ -46,9 +46,13 @@ class KL310(Rule):
     def check(self, ctx, opts):
         from curate.composition import advice, for_dataset, mix_text, pct
 
+        from curate.dataset.derived import replacements
+
         repeats = ctx.config.repeats or {}
+        replaced = replacements(ctx.dataset.root)  # a clean text crop trains in its source's place
         comp = for_dataset(ctx.config, (((ctx.result("framing", item) or {}).get("framing"),
-                                         int(repeats.get(item.rel_image, 1))) for item in ctx.dataset.images),
+                                         int(repeats.get(item.rel_image, 1))) for item in ctx.dataset.images
+                                        if item.rel_image not in replaced),
                            tolerance=float(opts["tolerance"]))
         if comp.framed_images < int(opts["min_images"]) or comp.framed_weight == 0:
             return

@@ -125,7 +125,7 @@ def composition(records: list[dict[str, Any]], config=None):
     function lint and rebalance use; images whose framing was not analysed count as `none`."""
     from curate.composition import composition as compute, for_dataset
 
-    pairs = [(framing_of(r), r.get("repeats", 1) or 1) for r in records]
+    pairs = [(framing_of(r), r.get("repeats", 1) or 1) for r in records if not r.get("replaced_by")]
     return for_dataset(config, pairs) if config is not None else compute(pairs)
 
 
