@@ -25,10 +25,23 @@ def dataset_options(f):
                      help="Use this klint.toml / pyproject.toml instead of searching."),
         click.option("--no-cache", is_flag=True, help="Ignore and do not write .klint_cache/."),
         click.option("--no-progress", is_flag=True, help="No progress bar on stderr."),
+        trust_option,
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def _trust(ctx, param, value):
+    if value:
+        from curate.trust import trust_dataset_models
+
+        trust_dataset_models()
+
+
+trust_option = click.option(
+    "--trust-dataset-models", is_flag=True, expose_value=False, is_eager=True, callback=_trust,
+    help="Load model files named by the dataset's own config (they can run code; only for datasets you trust).")
 
 
 @dataclasses.dataclass
