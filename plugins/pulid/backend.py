@@ -160,11 +160,15 @@ def generate(job: InferJob, pipe=None, *, output_type: str = "pil") -> tuple[lis
     if native and _use_ref_cache(job, pipe):
         runner = _kv_pipeline(pipe)
         info["ref_cache"] = True
+    from diffusers import Flux2KleinKVPipeline
+
+    # the KV pipeline takes no guidance and calls the transformer once per step
+    base_runner = not isinstance(runner, Flux2KleinKVPipeline)
     kwargs: dict[str, Any] = dict(prompt=job.prompt, image=refs, height=job.height, width=job.width,
                                   num_inference_steps=job.steps, num_images_per_prompt=job.num_images,
                                   generator=torch.Generator(device="cpu").manual_seed(job.seed),
                                   output_type=output_type)
-    if runner is pipe:
+    if base_runner:
         kwargs["guidance_scale"] = job.cfg
     try:
         if job.mode == "pulid":
@@ -175,7 +179,7 @@ def generate(job: InferJob, pipe=None, *, output_type: str = "pil") -> tuple[lis
             id_cond, vit = encode_references(face, eva, list(job.refs), device=device, dtype=dtype, parser=parser)
             cond, uncond = adapter.id_tokens(id_cond, vit)
             # the base pipeline calls the transformer twice per step under CFG: cond, then uncond
-            cfg_on = runner is pipe and job.cfg > 1 and not getattr(pipe.config, "is_distilled", False)
+            cfg_on = base_runner and job.cfg > 1 and not getattr(pipe.config, "is_distilled", False)
             with IDInjector(pipe.transformer, adapter.pulid_ca, cond, uncond, weight=job.id_weight,
                             start=job.id_start, num_steps=job.steps, cfg=cfg_on) as inj:
                 images = runner(**kwargs).images

@@ -367,9 +367,6 @@ def test_same_model_warning_compares_the_recognition_file_not_the_folder(packs, 
     r = run_cli(["eval-id", "--ref", ref, "--face-model", copy, "--conditioning-face-model", ante,
                  out / "pulid_s0_00.png"])
     assert r.exit_code == 0 and "inflates similarity" in r.stderr, r.stderr
-    r = run_cli(["eval-id", "--ref", ref, "--face-model", buff, "--conditioning-face-model", ante,
-                 out / "pulid_s0_00.png"])
-    assert r.exit_code == 0 and "inflates similarity" not in r.stderr
     # with no flag, eval-id reads the klint infer record written beside the images
     from plugins.pulid.faces import InsightFaceModel
 
