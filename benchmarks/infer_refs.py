@@ -80,7 +80,7 @@ def main() -> None:
         if dev == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        row = dict(mode=mode, refs=r, ref_cache=cache, s_per_image=round(dt, 4),
+        row = dict(mode=mode, refs=r, pipeline="kv (cached)" if cache == "on" else "base", s_per_image=round(dt, 4),
                    s_per_step=round(dt / args.steps, 4))
         if dev == "cuda":
             row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)

@@ -106,7 +106,8 @@ def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, 
     job = InferJob(prompt=prompt, model=model, out=out, mode=mode, refs=ref_paths, lora=lora, lora_scale=lora_scale,
                    id_weight=id_weight, id_start=id_start, steps=steps, cfg=cfg, seed=seed, width=width,
                    height=height, num_images=num_images, face_model=face_model, eva_weights=eva_weights,
-                   pulid_weights=pulid_weights, parsing_weights=parsing_weights, with_reference=with_reference, ref_cache=ref_cache,
+                   pulid_weights=pulid_weights, parsing_weights=parsing_weights, with_reference=with_reference,
+                   ref_cache=ref_cache,
                    eval_face_model=eval_face_model if do_eval else None, device=device)
     return _backend().run(job)
 

@@ -79,7 +79,8 @@ def test_klein_4b_slot_to_official_ca_mapping_is_exact():
     tr = _transformer(n_double=5, n_single=20, heads=1, head_dim=8)
     assert transformer_slots(tr) == [("double", 0), ("double", 2), ("double", 4), ("single", 0), ("single", 4),
                                      ("single", 8), ("single", 12), ("single", 16)]
-    # nearest relative depth: double block i of 5 -> FLUX.1 CA round(i/5 * 19/2); single j of 20 -> 10 + round(j * 0.475)
+    # nearest relative depth: double block i of 5 -> FLUX.1 CA round(i/5 * 19/2);
+    # single j of 20 -> 10 + round(j/20 * 38/4)
     assert official_ca_indices(tr) == [0, 4, 8, 10, 12, 14, 16, 18]
 
 
@@ -309,8 +310,6 @@ def test_official_encoder_refuses_buffalo_l_and_accepts_glintr100(packs, tmp_pat
 
 
 def test_pulid_cli_refuses_the_wrong_recognition_model_before_generating(packs, tmp_path):
-    from safetensors.torch import save_file
-
     from curate.testing import run_cli
     from plugins.klein.tiny import build_transformer
     from PIL import Image
