@@ -41,7 +41,8 @@ def _backend(name: str = "klein"):
 @click.command("infer")
 @click.argument("prompt")
 @click.option("--model", required=True, metavar="PATH|ID|tiny",
-              help="Diffusers Klein folder or hub id; `tiny` = random in-process model (tests).")
+              help="Diffusers Klein folder or hub id; `tiny` / `tiny-kv` = random in-process model whose "
+                   "output is noise (tests).")
 @click.option("--lora", type=click.Path(path_type=Path), default=None, help="LoRA .safetensors to apply.")
 @click.option("--lora-scale", type=float, default=1.0, show_default=True)
 @click.option("--ref", "refs", multiple=True, metavar="IMG", help="Reference photo (repeat for several).")
@@ -62,9 +63,13 @@ def _backend(name: str = "klein"):
               help="open_clip EVA02-L-14-336 checkpoint (PuLID's vision features).")
 @click.option("--pulid-weights", type=click.Path(path_type=Path), default=None,
               help="pulid_flux_v0.9.1.safetensors (klein-4B, experimental) or a klint adapter.")
+@click.option("--parsing-weights", type=click.Path(path_type=Path), default=None,
+              help="facexlib BiSeNet parsing_bisenet.pth (read with weights_only) or .safetensors: PuLID's "
+                   "face parsing before EVA-CLIP.")
 @click.option("--with-reference", is_flag=True, help="pulid: also pass the references natively.")
 @click.option("--ref-cache", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-              help="Compute reference K/V once (KV pipeline; auto = when the checkpoint is the KV variant).")
+              help="Compute reference K/V once. Only a KV checkpoint (Flux2KleinKVPipeline) caches; `on` "
+                   "is refused on a base one. auto = cache exactly when the checkpoint is the KV variant.")
 @click.option("--eval", "do_eval", is_flag=True, help="Score identity of the outputs against the references.")
 @click.option("--eval-face-model", default=None, metavar="DIR",
               help="Recognition model for --eval (use one other than --face-model).")
@@ -72,7 +77,7 @@ def _backend(name: str = "klein"):
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder (existing files are never overwritten).")
 def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, steps, cfg, seed, width, height,
-              num_images, face_model, eva_weights, pulid_weights, with_reference, ref_cache, do_eval,
+              num_images, face_model, eva_weights, pulid_weights, parsing_weights, with_reference, ref_cache, do_eval,
               eval_face_model, device, out):
     """Generate images with a Klein model, optionally a LoRA and identity references."""
     from plugins.pulid.job import InferJob
@@ -82,7 +87,8 @@ def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, 
         raise KlintError(f"--mode {mode} needs at least one --ref IMAGE")
     if lora is not None and not lora.is_file():
         raise KlintError(f"{lora}: LoRA file not found")
-    for name, p in (("--eva-weights", eva_weights), ("--pulid-weights", pulid_weights)):
+    for name, p in (("--eva-weights", eva_weights), ("--pulid-weights", pulid_weights),
+                    ("--parsing-weights", parsing_weights)):
         if p is not None and not p.is_file():
             raise KlintError(f"{p}: {name} file not found")
     _check_range("--id-weight", id_weight, 0, 3)
@@ -100,7 +106,8 @@ def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, 
     job = InferJob(prompt=prompt, model=model, out=out, mode=mode, refs=ref_paths, lora=lora, lora_scale=lora_scale,
                    id_weight=id_weight, id_start=id_start, steps=steps, cfg=cfg, seed=seed, width=width,
                    height=height, num_images=num_images, face_model=face_model, eva_weights=eva_weights,
-                   pulid_weights=pulid_weights, with_reference=with_reference, ref_cache=ref_cache,
+                   pulid_weights=pulid_weights, parsing_weights=parsing_weights, with_reference=with_reference,
+                   ref_cache=ref_cache,
                    eval_face_model=eval_face_model if do_eval else None, device=device)
     return _backend().run(job)
 
@@ -110,8 +117,11 @@ def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, 
 @click.option("--ref", "refs", multiple=True, required=True, metavar="IMG", help="Reference photo(s).")
 @click.option("--face-model", required=True, metavar="DIR",
               help="insightface pack folder; use a model other than the one that conditioned the images.")
+@click.option("--conditioning-face-model", default=None, metavar="DIR",
+              help="The face model that conditioned the images (default: read from klint infer's JSON "
+                   "beside them), to warn when it is the evaluating one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
-def eval_id_cmd(images, refs, face_model, as_json):
+def eval_id_cmd(images, refs, face_model, conditioning_face_model, as_json):
     """Identity similarity of IMAGES to the references (cosine of face embeddings) + detection rate."""
     ref_paths = _existing_files(refs, "reference image")
     paths: list[Path] = []
@@ -126,9 +136,9 @@ def eval_id_cmd(images, refs, face_model, as_json):
     if not paths:
         raise KlintError("no images to evaluate")
     _backend()  # fails early, with the install hint, when the [infer] extra is missing
-    from plugins.pulid.backend import evaluate
+    from plugins.pulid.backend import conditioning_record, evaluate
 
-    res = evaluate(face_model, ref_paths, paths)
+    res = evaluate(face_model, ref_paths, paths, conditioning=conditioning_record(conditioning_face_model, paths))
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return 0
