@@ -2,14 +2,14 @@
 
 Keys (stable): path, rel, width, height, framing, framing_confidence, people, repeats,
 subject_box, subject_fraction, face_visible, head_height_px, keypoints, lighting, background,
-caption; extras: face_reason, extent_visible, extent_frame, others, error.
+caption, face (box, height_px, sharpness, yaw, identity_distance, reason); extras: face_reason, extent_visible, extent_frame, others, error.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-VISION = ("image", "pose", "framing", "scene")
+VISION = ("image", "pose", "face", "framing", "scene")
 
 
 def ensure_vision(result, use_cache: bool = True) -> None:
@@ -34,6 +34,7 @@ def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
     ctx = result.context
     ds = ctx.dataset
     variety = dataset_variety(ctx)
+    faces = face_records(ctx)
     repeats = ctx.config.repeats or {}
     records = []
     for item in ds.images:
@@ -63,6 +64,7 @@ def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
             "lighting": scene.get("lighting"),
             "background": None,
             "caption": item.caption_text,
+            "face": faces.get(rel),
         }
         if scene.get("background"):
             bg = {k: v for k, v in scene["background"].items() if k != "hist"}
@@ -88,4 +90,31 @@ def summary(records: list[dict[str, Any]], variety: dict[str, Any] | None = None
         out["lighting"] = {"distinct": li["distinct"], "largest_share": li["largest_share"], "vendi": li["vendi"],
                            "buckets": li["buckets"]}
         out["background"] = {"clusters": bg["clusters"], "largest_share": bg["largest_share"], "vendi": bg["vendi"]}
+    return out
+
+
+def face_records(ctx) -> dict[str, dict[str, Any]]:
+    """rel -> the `face` field of an inspect record (also what the report shows)."""
+    from curate.analysis.face import subject_face, train_scale, yaw_class
+    from curate.analysis.face_framing import face_head_px
+    from curate.analysis.identity import dataset_identity
+
+    ident = dataset_identity(ctx)
+    out = {}
+    for item in ctx.dataset.images:
+        res = ctx.result("face", item)
+        if not isinstance(res, dict):
+            continue
+        pose = ctx.result("pose", item) or {}
+        face = subject_face(ctx, item)
+        rec: dict[str, Any] = {"box": None, "height_px": None, "head_px": None, "sharpness": None,
+                               "yaw": yaw_class(ctx, item), "identity_distance": None, "reason": res.get("reason"),
+                               "faces": len(res.get("faces") or [])}
+        if face:
+            scale = train_scale(ctx.config.resolution, pose["width"], pose["height"]) if pose else 1.0
+            rec.update(box=face["box"], height_px=round((face["box"][3] - face["box"][1]) * scale, 1),
+                       head_px=round(face_head_px(face) * scale, 1), sharpness=face.get("sharpness"),
+                       exposure=face.get("exposure"), yaw_offset=face.get("yaw_offset"),
+                       identity_distance=ident["distance"].get(item.rel_image))
+        out[item.rel_image] = rec
     return out

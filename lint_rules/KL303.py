@@ -16,6 +16,11 @@ class KL303(Rule):
     Fix safety: no automatic fix; `klint fix --rebalance` can derive tighter crops when the
     source is large enough.
 
+    How: the head height is measured from the subject's face box found by the face analysis
+    (brow-to-chin box x 1.45 = crown to chin) and, when no face was found, estimated from the
+    pose keypoints; both are scaled to the training resolution the way bucketing trainers
+    resize (pixel area near resolution squared).
+
     Options: `min_head_px` (head height at the training resolution, default 48).
     """
 
@@ -23,22 +28,19 @@ class KL303(Rule):
     name = "subject.small"
     groups = ("all", "subject")
     severity = "warning"
-    needs = ("framing", "pose")
+    needs = ("framing", "pose", "face")
     options = {"min_head_px": 48}
 
     def check(self, ctx, opts):
+        from curate.analysis.face_framing import subject_head_px
+
         res = ctx.config.resolution
         thr = float(opts["min_head_px"])
         for item in ctx.dataset.images:
-            fr = ctx.result("framing", item)
-            pose = ctx.result("pose", item)
-            if not fr or not pose or fr.get("framing") == "none" or not fr.get("head_height_px"):
-                continue
-            # bucketing trainers keep the pixel area near resolution^2
-            scale = res / (pose["width"] * pose["height"]) ** 0.5
-            head = fr["head_height_px"] * scale
-            if head < thr:
+            head, source = subject_head_px(ctx, item)
+            if head is not None and head < thr:
+                what = "face" if source == "face" else "head"
                 yield self.diag(ctx, item.rel_image,
-                                f"subject's head is about {head:.0f} px high at {res} px training size "
-                                f"(needs {thr:.0f}+); crop closer or use a closer photo",
+                                f"subject's {what} is about {head:.0f} px high at {res} px training size "
+                                f"(needs {thr:.0f}+ px of head); crop closer or use a closer photo",
                                 value=round(head, 1), threshold=thr)
