@@ -334,6 +334,12 @@ def analyse_image(path: Path, pose: dict[str, Any] | None, face_model: str | Non
         lm = [list(to_full(p.x, p.y)) for p in shape.parts()]
         faces.append({"box": [x0, y0, x1, y1], "landmarks": lm, "score": round(s, 3), "view": i})
     out: dict[str, Any] = {"faces": faces, "subject": None, "reason": None, "scan": scan}
+    if not faces and face_model:
+        # the stronger model the user chose may find what HOG missed; it then supplies the box too
+        alt = _insightface_subject(path, head, face_model)
+        if alt is not None:
+            out.update(faces=[{k: alt[k] for k in ("box", "landmarks", "score")}], subject=alt)
+            return out
     if not faces:
         out["reason"] = (_pose_reason(prec, head[1], (head[0], head[1]), full) if head is not None
                          else "not detected")
@@ -404,6 +410,25 @@ def _insightface_embedding(path: Path, box: Sequence[float], face_model: str):
     if best is None or overlap(best.bbox) <= 0:
         return None, model.name
     return [round(float(v), 5) for v in np.asarray(best.normed)], model.name
+
+
+def _insightface_subject(path: Path, head, face_model: str) -> dict[str, Any] | None:
+    from plugins.pulid.faces import load_image_bgr
+
+    model = _insightface(face_model)
+    found = model.faces(load_image_bgr(path))
+    if not found:
+        return None
+    if head is not None:
+        (cx, cy) = head[0]
+        f = min(found, key=lambda fr: math.hypot((fr.bbox[0] + fr.bbox[2]) / 2 - cx, (fr.bbox[1] + fr.bbox[3]) / 2 - cy))
+    else:
+        f = max(found, key=lambda fr: fr.area)
+    box = [round(float(c), 1) for c in f.bbox]
+    return {"box": box, "landmarks": None if f.kps is None else [[round(float(x), 1), round(float(y), 1)] for x, y in f.kps],
+            "score": round(float(f.score), 3), "height_native_px": round(box[3] - box[1], 1), "sharpness": None,
+            "exposure": None, "yaw": None, "yaw_offset": None,
+            "embedding": [round(float(v), 5) for v in f.normed], "embedder": model.name}
 
 
 # ---- the analysis ---------------------------------------------------------------------------
