@@ -56,3 +56,17 @@ def run_cli(args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str]
     proc = subprocess.run([sys.executable, "-m", "curate.cli.main", *map(str, args)], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def bench_photos(n: int, prefix: str = "klint-bench-") -> Path:
+    """A temp folder holding copies of the first `n` shared photos (numbered names), for benchmarks."""
+    import tempfile
+
+    photos = shared_photos()
+    if photos is None:
+        sys.exit("../shared/photos not found")
+    files = sorted(p for p in photos.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))[:n]
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    for i, p in enumerate(files):
+        shutil.copyfile(p, tmp / f"{i:03d}{p.suffix.lower()}")
+    return tmp

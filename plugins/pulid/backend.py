@@ -184,14 +184,24 @@ class KleinInference:
         if job.eval_face_model:
             info["eval"] = evaluate(job.eval_face_model, job.refs, saved, conditioning=job.face_model)
             ev = info["eval"]
-            print(f"identity: {ev['model']} detection {ev['detected']}/{ev['images']}, "
-                  f"mean similarity {ev['mean_similarity']}, median {ev['median_similarity']}")
+            if "mean_distance" in ev:
+                print(f"identity: {ev['model']} detection {ev['detected']}/{ev['images']}, "
+                      f"mean distance {ev['mean_distance']}, same person in {ev['match_rate']}")
+            else:
+                print(f"identity: {ev['model']} detection {ev['detected']}/{ev['images']}, "
+                      f"mean similarity {ev['mean_similarity']}, median {ev['median_similarity']}")
         meta = _unique(job.out / f"{job.mode}_s{job.seed}.json")
         meta.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         return 0
 
 
-def evaluate(face_model: str, refs: list[Path], images: list[Path], *, conditioning: str | None = None) -> dict:
+def evaluate(face_model: str | None, refs: list[Path], images: list[Path], *, conditioning: str | None = None) -> dict:
+    """Identity of generated images vs the references; `face_model` None or "dlib" = klint's dlib
+    model, which never is the (insightface) conditioning model."""
+    if face_model in (None, "dlib"):
+        from curate.analysis.face import score_identity
+
+        return score_identity(list(refs), list(images))
     from .faces import identity_scores, load_face_model, resolve_model_dir
 
     if conditioning and conditioning != "tiny" and resolve_model_dir(conditioning) == resolve_model_dir(face_model):
