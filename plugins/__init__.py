@@ -32,9 +32,3 @@ def klint_register_backends(registry):
                      "cross-attentions random)",
                      "--model tiny / tiny-kv: random weights, the images are noise (tests only)"))
 
-
-@hookimpl(specname="klint_get_analyses")
-def _pulid_face_analysis():
-    from plugins.pulid.analysis import FaceAnalysis
-
-    return [FaceAnalysis()]

@@ -72,7 +72,8 @@ def _backend(name: str = "klein"):
                    "is refused on a base one. auto = cache exactly when the checkpoint is the KV variant.")
 @click.option("--eval", "do_eval", is_flag=True, help="Score identity of the outputs against the references.")
 @click.option("--eval-face-model", default=None, metavar="DIR",
-              help="Recognition model for --eval (use one other than --face-model).")
+              help="insightface pack for --eval (default: klint's dlib face model, by construction not "
+                   "the conditioning one).")
 @click.option("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available).")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder (existing files are never overwritten).")
@@ -97,8 +98,6 @@ def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, 
         raise KlintError("--steps and --num-images must be >= 1")
     if width < 64 or height < 64 or width % 16 or height % 16:
         raise KlintError(f"--width/--height must be multiples of 16 and >= 64, got {width}x{height}")
-    if do_eval and not eval_face_model:
-        raise KlintError("--eval needs --eval-face-model DIR (a recognition model other than the conditioning one)")
     if do_eval and not ref_paths:
         raise KlintError("--eval needs at least one --ref IMAGE to compare with")
     if out.exists() and not out.is_dir():
@@ -108,21 +107,22 @@ def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, 
                    height=height, num_images=num_images, face_model=face_model, eva_weights=eva_weights,
                    pulid_weights=pulid_weights, parsing_weights=parsing_weights, with_reference=with_reference,
                    ref_cache=ref_cache,
-                   eval_face_model=eval_face_model if do_eval else None, device=device)
+                   eval_face_model=(eval_face_model or "dlib") if do_eval else None, device=device)
     return _backend().run(job)
 
 
 @click.command("eval-id")
 @click.argument("images", nargs=-1)
 @click.option("--ref", "refs", multiple=True, required=True, metavar="IMG", help="Reference photo(s).")
-@click.option("--face-model", required=True, metavar="DIR",
-              help="insightface pack folder; use a model other than the one that conditioned the images.")
+@click.option("--face-model", default=None, metavar="DIR",
+              help="insightface pack folder (default: klint's offline dlib face model); use a model other "
+                   "than the one that conditioned the images.")
 @click.option("--conditioning-face-model", default=None, metavar="DIR",
               help="The face model that conditioned the images (default: read from klint infer's JSON "
                    "beside them), to warn when it is the evaluating one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 def eval_id_cmd(images, refs, face_model, conditioning_face_model, as_json):
-    """Identity similarity of IMAGES to the references (cosine of face embeddings) + detection rate."""
+    """Identity of IMAGES against the references (face-embedding distance, or insightface cosine) + detection rate."""
     ref_paths = _existing_files(refs, "reference image")
     paths: list[Path] = []
     for raw in images:
@@ -135,17 +135,31 @@ def eval_id_cmd(images, refs, face_model, conditioning_face_model, as_json):
             raise KlintError(f"{raw}: no such file or directory")
     if not paths:
         raise KlintError("no images to evaluate")
-    _backend()  # fails early, with the install hint, when the [infer] extra is missing
-    from plugins.pulid.backend import conditioning_record, evaluate
+    if face_model is None:
+        from curate.analysis.face import score_identity
 
-    res = evaluate(face_model, ref_paths, paths, conditioning=conditioning_record(conditioning_face_model, paths))
+        res = score_identity(ref_paths, paths)
+    else:
+        _backend()  # fails early, with the install hint, when the [infer] extra is missing
+        from plugins.pulid.backend import conditioning_record, evaluate
+
+        res = evaluate(face_model, ref_paths, paths,
+                       conditioning=conditioning_record(conditioning_face_model, paths))
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return 0
+    dlib_style = "mean_distance" in res
     for row in res["rows"]:
-        sim = "no face" if not row["face"] else f"{row['similarity']:.4f}"
-        click.echo(f"{row['image']}: {sim}")
+        if not row["face"]:
+            score = "no face"
+        elif dlib_style:
+            score = f"distance {row['distance']:.4f} ({'same' if row['match'] else 'other'} person)"
+        else:
+            score = f"{row['similarity']:.4f}"
+        click.echo(f"{row['image']}: {score}")
+    summary = (f"mean distance {res['mean_distance']}, median {res['median_distance']}; same person "
+               f"(< {res['threshold']}) in {res['match_rate']}" if dlib_style else
+               f"mean similarity {res['mean_similarity']}, median {res['median_similarity']}")
     click.echo(f"{res['model']}: faces detected in {res['detected']}/{res['images']} "
-               f"(rate {res['detection_rate']}); mean similarity {res['mean_similarity']}, "
-               f"median {res['median_similarity']} (misses excluded)")
+               f"(rate {res['detection_rate']}); {summary} (misses excluded)")
     return 0

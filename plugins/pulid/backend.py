@@ -221,8 +221,12 @@ class KleinInference:
         if job.eval_face_model:
             info["eval"] = evaluate(job.eval_face_model, job.refs, saved, conditioning=info.get("face_recognition"))
             ev = info["eval"]
-            print(f"identity: {ev['model']} detection {ev['detected']}/{ev['images']}, "
-                  f"mean similarity {ev['mean_similarity']}, median {ev['median_similarity']}")
+            if "mean_distance" in ev:
+                print(f"identity: {ev['model']} detection {ev['detected']}/{ev['images']}, "
+                      f"mean distance {ev['mean_distance']}, same person in {ev['match_rate']}")
+            else:
+                print(f"identity: {ev['model']} detection {ev['detected']}/{ev['images']}, "
+                      f"mean similarity {ev['mean_similarity']}, median {ev['median_similarity']}")
         meta = _unique(job.out / f"{job.mode}_s{job.seed}.json")
         meta.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         return 0
@@ -235,9 +239,16 @@ def reference_records(refs: list[Path]) -> list[dict[str, str]]:
     return [{"path": str(p), "sha256": file_sha256(p)} for p in refs]
 
 
-def evaluate(face_model: str, refs: list[Path], images: list[Path], *,
+def evaluate(face_model: str | None, refs: list[Path], images: list[Path], *,
              conditioning: dict[str, Any] | None = None) -> dict:
-    """`conditioning`: the recognition-model record ({"file", "sha256"}) that conditioned the images."""
+    """`conditioning`: the recognition-model record ({"file", "sha256"}) that conditioned the images.
+
+    `face_model` None or "dlib": klint's offline dlib model, by construction not the insightface
+    model that conditioned PuLID."""
+    if face_model in (None, "dlib"):
+        from curate.analysis.face import score_identity
+
+        return score_identity(list(refs), list(images))
     from .faces import SAME_MODEL_WARNING, identity_scores, load_face_model, same_recognition_model
 
     model = load_face_model(face_model)
