@@ -36,7 +36,8 @@ class KL303(Rule):
     options = {"min_head_px": TINY_HEAD_PX}
 
     def check(self, ctx, opts):
-        from curate.analysis.face_framing import subject_head_px
+        from curate.analysis.face import subject_face, train_scale
+        from curate.analysis.face_framing import face_head_px, subject_head_px
 
         res = ctx.config.resolution
         thr = float(opts["min_head_px"])
@@ -44,10 +45,13 @@ class KL303(Rule):
             fr = ctx.result("framing", item)
             # the framing analysis made the cut (same threshold, same head_px_at); this rule says why
             if fr and fr.get("framing_reason") == "tiny" and fr.get("head_px_train") is not None:
-                head = fr["head_px_train"]
+                head, what = fr["head_px_train"], "head"
+                face, pose = subject_face(ctx, item), ctx.result("pose", item)
+                if face and pose:  # the measured face says it more exactly than pose's estimate
+                    head, what = face_head_px(face) * train_scale(res, pose["width"], pose["height"]), "face"
                 body = {"close": "close-up", "half": "half-body", "full": "full-body"}.get(fr.get("framing_body"), "")
                 yield self.diag(ctx, item.rel_image,
-                                f"subject's head is about {head:.0f} px high at {res} px training size "
+                                f"subject's {what} is about {head:.0f} px high at {res} px training size "
                                 f"(needs {thr:.0f}+): too small to learn a face from, so this {body} photo is "
                                 f"not counted in the framing mix; crop closer or use a closer photo".replace("  ", " "),
                                 value=round(head, 1), threshold=thr)

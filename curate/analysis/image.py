@@ -44,7 +44,7 @@ _LFS_HEAD = b"version https://git-lfs.github.com/spec/v1"
 
 class ImageAnalysis(Analysis):
     name = "image"
-    version = "2"
+    version = "3"
     scope = "image"
 
     def run_batch(self, items, ctx, advance):
@@ -138,6 +138,11 @@ def analyse_image(path) -> dict[str, Any]:
         return _fail(rec, "not-image", f"not a readable image ({what})")
     except Image.DecompressionBombError as exc:
         return _fail(rec, "too-large", str(exc).splitlines()[0][:200])
+    except ImportError:
+        # ultralytics wraps Image.open to try optional decoders (pi_heif) once it is imported: a
+        # container PIL cannot read then surfaces as a missing module, not as "unidentified"
+        what = f"{sniffed} data" if sniffed else "unknown data"
+        return _fail(rec, "not-image", f"not a readable image ({what})")
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         kind = "truncated" if "truncated" in msg.lower() or isinstance(exc, EOFError) else "corrupt"

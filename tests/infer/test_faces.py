@@ -95,7 +95,10 @@ def test_identity_outlier_rule(packs, tmp_path):
     # distance 0.14 (= cosine 0.99; five identical photos are at 0, the odd one out farther)
     cfg = f'face-model = "{buff}"\n[rule-options."dataset.identity-outlier"]\nmax-distance = 0.14\n'
     ds = make_dataset(tmp_path / "ds", files, config=cfg)
-    r = run_cli(["lint", ds, "--select", "dataset.identity-outlier", "--format", "json"])
+    # a model path in the dataset's own klint.toml is refused unless the user trusts it (issue 10)
+    trust = {"KLINT_TRUST_DATASET_MODELS": "1"}
+    assert run_cli(["lint", ds, "--select", "dataset.identity-outlier"]).exit_code == 2
+    r = run_cli(["lint", ds, "--select", "dataset.identity-outlier", "--format", "json"], env=trust)
     diags = json.loads(r.stdout)
     diags = diags if isinstance(diags, list) else diags.get("diagnostics", diags)
     flagged = [d for d in diags if d["code"] == "KL701"]
@@ -108,7 +111,10 @@ def test_identity_outlier_rule(packs, tmp_path):
             "print(sum(d.code == 'KL701' for d in r.diagnostics))")
     import subprocess
 
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    import os
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, **trust})
     lines = out.stdout.strip().splitlines()
     assert lines[-2] == "[]", out.stderr[-2000:]
     assert lines[-1] == "1"

@@ -276,5 +276,5 @@ def test_composition_counts_agree_with_tiny_subjects(photos, tmp_path):
     cfg = load_config(root)
     result = lint_dataset(root, cfg, rules=[r for r in all_rules() if r.code == "KL310"])
     recs, _ = collect_records(result)
-    counts = composition(recs)["counts"]
+    counts = composition(recs).counts
     assert (counts["close"], counts["half"], counts["full"], counts["none"]) == (5, 1, 2, 2)
