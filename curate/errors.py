@@ -8,6 +8,14 @@ class KlintError(Exception):
 
     exit_code = 2
 
+    def __init__(self, *args):
+        # messages quote dataset text (keys, file names): one line, nothing a terminal would act on
+        if args and isinstance(args[0], str) and not args[0].isprintable():
+            from curate.cli.output import safe_text
+
+            args = (safe_text(args[0]), *args[1:])
+        super().__init__(*args)
+
 
 class ConfigError(KlintError):
     pass
