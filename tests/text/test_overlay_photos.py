@@ -83,7 +83,9 @@ def test_same_signature_in_several_photos_is_repeated_text(photos, tmp_path):
     files = {}
     for i, rel in enumerate(("identities/obama/obama.jpg", "identities/biden/biden.jpg", "pool/rembg/girl-3.jpg")):
         with Image.open(photos / rel) as im:
-            marked, _ = plant_text(im.convert("RGB"), "signature", text="Kowalski Foto", height=0.04, opacity=0.9)
+            # the same photographer's mark, bottom right, on three different photos
+            marked, _ = plant_text(im.convert("RGB"), "corner-watermark", text="KOWALSKI FOTO", height=0.05,
+                                   opacity=0.9)
         p = tmp_path / f"src{i}.png"
         marked.save(p)
         files[f"p{i}.png"] = p
