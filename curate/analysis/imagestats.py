@@ -35,13 +35,35 @@ def short_side(rec: dict[str, Any]) -> int:
 def pick_best(members: list[tuple[str, dict[str, Any]]]) -> str:
     """The rel path to keep among look-alikes: (rel, image record) pairs, in path order.
 
-    Sharpness at the common working scale comes first, so an upscaled copy (more pixels,
-    less detail) never wins; among those within 15% of the sharpest, the most pixels win,
-    then the first path.
+    Resolution first (a half-size copy never wins), except that a copy far softer than the
+    sharpest at the common 512 px scale (a blurred edit, under half its sharpness) is out;
+    then sharpness (relative to tonal spread) within 15% of the best; then exposure (tonal
+    range minus clipping, so brightened and darkened copies lose to their original); then the
+    first path.
     """
-    top = max(float(r.get("lap_var_max") or 0.0) for _, r in members)
-    sharp_enough = [(rel, r) for rel, r in members if float(r.get("lap_var_max") or 0.0) >= 0.85 * top]
-    return max(sharp_enough, key=lambda m: int(m[1]["width"]) * int(m[1]["height"]))[0]
+    def sharp(r):
+        # Laplacian variance grows with the square of contrast, so a brightened copy would
+        # look sharper than its original: compare detail relative to the tonal spread
+        b = r.get("brightness") or {}
+        spread = max(0.05, float(b.get("p95", 1.0)) - float(b.get("p5", 0.0)))
+        return float(r.get("lap_var_max") or 0.0) / (spread * spread)
+
+    top = max(sharp(r) for _, r in members)
+    pool = [m for m in members if sharp(m[1]) >= 0.5 * top]
+    most = max(int(r["width"]) * int(r["height"]) for _, r in pool)
+    pool = [m for m in pool if int(m[1]["width"]) * int(m[1]["height"]) >= 0.98 * most]
+    top = max(sharp(r) for _, r in pool)
+    pool = [m for m in pool if sharp(m[1]) >= 0.85 * top]
+
+    def exposure(m):
+        # tonal range used, less three times the share of clipped pixels: a darkened copy
+        # uses less range, a brightened one clips highlights its original kept
+        r = m[1]
+        b = r.get("brightness") or {}
+        clipped = float(r.get("clip_light") or 0.0) + float(r.get("clip_dark") or 0.0)
+        return round(float(b.get("p99", 0.0)) - float(b.get("p1", 0.0)) - 3.0 * clipped, 3)
+
+    return max(pool, key=exposure)[0]
 
 
 # KL107's default limits: an image this dark or blown out has no tonal range left, so its
