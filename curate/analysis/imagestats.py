@@ -75,3 +75,12 @@ LIGHT_1_MINUS_P5 = 0.05
 def badly_exposed(rec: dict[str, Any]) -> bool:
     b = rec.get("brightness") or {}
     return "p99" in b and (b["p99"] < DARK_P99 or 1.0 - b["p5"] < LIGHT_1_MINUS_P5)
+
+
+LOW_CONTRAST_SPREAD = 0.33
+
+
+def low_contrast(rec: dict[str, Any], limit: float = LOW_CONTRAST_SPREAD) -> bool:
+    """KL111's test: 5th-99th percentile brightness spread under `limit`."""
+    b = rec.get("brightness") or {}
+    return "p99" in b and b["p99"] - b["p5"] < limit

@@ -69,3 +69,53 @@ def test_keep_advice_prefers_resolution_then_exposure(tmp_path, photos):
     result = _lint(root, "KL202")
     assert sorted(d.rel for d in result.diagnostics) == ["a_half.jpg", "b_bright.jpg"]
     assert all(d.related[0] == result.dataset.display("c_orig.jpg") for d in result.diagnostics)
+
+
+def _motion(im, frac):
+    """Linear (horizontal) motion blur of `frac` of the long side: the mean of shifted copies."""
+    import numpy as np
+
+    a = np.asarray(im, dtype=np.float32)
+    n = max(3, int(frac * max(im.size)))
+    acc = np.zeros_like(a)
+    for k in range(n):
+        acc[:, :, :] += np.roll(a, k - n // 2, axis=1)
+    return Image.fromarray(np.clip(acc / n, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def tonal(tmp_path_factory, photos):
+    peng = Image.open(photos / SOURCES[0]).convert("RGB").resize((1080, 1440))
+    lapa = Image.open(photos / SOURCES[2]).convert("RGB")
+    files = {
+        # white-background studio shot (most pixels clipped white) and clean soft photos
+        "white_bg.jpg": photos / "mmpose-tests-data/humanart/real_human/acrobatics/000000000590.jpg",
+        "soft_night.jpg": photos / "pool/simswap/andy_lau/ljm2.jpg",
+        "soft_bokeh.jpg": photos / "pool/sapiens/face_reel_woman/000076.jpg",
+        "clean.jpg": photos / SOURCES[0],
+        "flat.jpg": jpeg_bytes(peng.point(lambda v: int(128 + (v - 128) * 0.3))),
+        "flat_lifted.jpg": jpeg_bytes(lapa.point(lambda v: int(150 + (v - 128) * 0.2))),
+        "gain.jpg": jpeg_bytes(lapa.point(lambda v: min(255, int(v * 2.2)))),
+        "motion.jpg": jpeg_bytes(_motion(peng, 0.04)),
+    }
+    root = make_dataset(tmp_path_factory.mktemp("tonal"), files)
+    result = _lint(root, "KL105", "KL107", "KL108", "KL111", "KL112")
+    out: dict[str, set] = {}
+    for d in result.diagnostics:
+        out.setdefault(d.code, set()).add(d.rel)
+    return out
+
+
+def test_white_background_passes_blown_out(tonal):
+    assert "white_bg.jpg" not in tonal.get("KL107", set())
+    assert "gain.jpg" in tonal.get("KL107", set())  # control: a x2.2 gain copy is blown out on the subject
+
+
+def test_low_contrast_caught_and_not_called_grayscale(tonal):
+    assert tonal.get("KL111", set()) == {"flat.jpg", "flat_lifted.jpg"}
+    assert not {"flat.jpg", "flat_lifted.jpg"} & tonal.get("KL105", set())
+
+
+def test_motion_blur_caught_clean_soft_photos_pass(tonal):
+    assert tonal.get("KL112", set()) == {"motion.jpg"}
+    assert not {"soft_night.jpg", "soft_bokeh.jpg", "clean.jpg", "white_bg.jpg"} & tonal.get("KL108", set())
