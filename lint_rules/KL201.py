@@ -1,3 +1,4 @@
+from curate.analysis.image import hamming
 from curate.analysis.imagestats import readable_images
 from curate.engine.rule import Rule
 
@@ -16,7 +17,7 @@ class KL201(Rule):
 
     Fix safety: no fix; klint never deletes images. Severity: error (a copy is never
     intended). Large JPEGs are analysed at their draft decode scale; when two files share
-    size, pHash and dHash but not that draft-scale pixel hash (a JPEG and its PNG re-save),
+    size and pHash and dHash within 2 bits but not that draft-scale pixel hash (a JPEG and its PNG re-save),
     both are decoded at full resolution and compared by pixel hash, so "exact" always means
     every pixel is equal, never a perceptual distance of 0. The first file by path is kept;
     every other copy gets one diagnostic naming it.
@@ -42,19 +43,25 @@ def exact_groups(ctx) -> list[tuple[str, list[str]]]:
     images = list(readable_images(ctx))
     keys = {item.rel_image: rec.get("pixel_hash") for item, rec in images}
     # files that look identical at draft scale but hash differently: only a full decode can tell
+    # (a draft decode and a full one differ by resampling, so their hashes may differ by a bit)
     look: dict[tuple, list] = {}
     for item, rec in images:
         if rec.get("phash") and rec.get("dhash"):
-            look.setdefault((rec["width"], rec["height"], rec["phash"], rec["dhash"]), []).append((item, rec))
+            look.setdefault((rec["width"], rec["height"]), []).append((item, rec))
+    suspects: dict[str, object] = {}
     for members in look.values():
-        if len({rec.get("pixel_hash") for _, rec in members}) < 2:
-            continue
+        for i, (a, ra) in enumerate(members):
+            for b, rb in members[i + 1:]:
+                if (ra.get("pixel_hash") != rb.get("pixel_hash") and hamming(ra["phash"], rb["phash"]) <= 2
+                        and hamming(ra["dhash"], rb["dhash"]) <= 2):
+                    suspects[a.rel_image], suspects[b.rel_image] = a.image, b.image
+    if suspects:
         from curate.analysis.image import full_pixel_hash
 
-        for item, _ in members:
-            full = full_pixel_hash(item.image)
+        for rel, path in suspects.items():
+            full = full_pixel_hash(path)
             if full:
-                keys[item.rel_image] = "full:" + full
+                keys[rel] = "full:" + full
     groups: dict[str, list[str]] = {}
     for rel, key in keys.items():
         if key:

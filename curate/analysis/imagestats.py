@@ -48,8 +48,13 @@ def pick_best(members: list[tuple[str, dict[str, Any]]]) -> str:
         spread = max(0.05, float(b.get("p95", 1.0)) - float(b.get("p5", 0.0)))
         return float(r.get("lap_var_max") or 0.0) / (spread * spread)
 
-    top = max(sharp(r) for _, r in members)
-    pool = [m for m in members if sharp(m[1]) >= 0.5 * top]
+    # sharpness compares only at one common scale: a copy smaller than the working size is
+    # measured at its own size, where it always looks sharper
+    def common(r):
+        return max(r.get("work") or [0]) >= max(max(m[1].get("work") or [0]) for m in members)
+
+    top = max(sharp(r) for _, r in members if common(r))
+    pool = [m for m in members if not common(m[1]) or sharp(m[1]) >= 0.5 * top]
     most = max(int(r["width"]) * int(r["height"]) for _, r in pool)
     pool = [m for m in pool if int(m[1]["width"]) * int(m[1]["height"]) >= 0.98 * most]
     top = max(sharp(r) for _, r in pool)
@@ -61,9 +66,12 @@ def pick_best(members: list[tuple[str, dict[str, Any]]]) -> str:
         r = m[1]
         b = r.get("brightness") or {}
         clipped = float(r.get("clip_light") or 0.0) + float(r.get("clip_dark") or 0.0)
-        return round(float(b.get("p99", 0.0)) - float(b.get("p1", 0.0)) - 3.0 * clipped, 3)
+        score = float(b.get("p99", 0.0)) - float(b.get("p1", 0.0)) - 3.0 * clipped
+        # steps of 0.02: re-encoding or flipping moves the score by about 0.01, which must not
+        # outrank path order
+        return int(score * 50)
 
-    return max(pool, key=exposure)[0]
+    return max(pool, key=exposure)[0]  # the first of equals: path order
 
 
 # KL107's default limits: an image this dark or blown out has no tonal range left, so its
