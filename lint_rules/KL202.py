@@ -21,7 +21,7 @@ class KL202(Rule):
     (imagehash-compatible) Hamming distance <= `max_distance`, or a second band where pHash
     and dHash must both be <= `loose_distance` and sum to <= `loose_sum` (90% crops land
     here), each also against the other image's mirrored hashes, so a horizontally flipped
-    copy pairs up, and against the hashes of the other's centre at 90% and 80% of each side
+    copy pairs up, and against the hashes of the other's centre at 90%, 85% and 80% of each side
     (both within `max_distance` / `loose_distance`), so a cropped copy pairs up. The message names the kind where the sizes tell it: mirrored, resized,
     crop, edited or re-encoded copy. Measured on the real test
     photos (`python benchmarks/image_calibration.py`): half-size, JPEG q50 and +15%
