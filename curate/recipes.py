@@ -30,6 +30,7 @@ class Recipe:
     gradient_accumulation: int = 1
     resolution: int = 1024
     base_dtype: str = "bf16"
+    max_grad_norm: float = 1.0  # gradient clipping (musubi-tuner's and diffusers' default); 0 = off
     steps_range: tuple[int, int] = (0, 0)
     repeats_range: tuple[int, int] = (90, 120)
     rank_range: tuple[int, int] = (0, 0)

@@ -28,6 +28,8 @@ class KL301(Rule):
             fr = ctx.result("framing", item)
             if fr is None or fr.get("framing") != "none":
                 continue  # unreadable images are the image rules' business
+            if fr.get("framing_reason") == "tiny":
+                continue  # a person, only too small: subject.small reports it
             if fr.get("people", 0) == 0:
                 msg = "no person found in the image"
             else:

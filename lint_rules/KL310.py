@@ -1,8 +1,5 @@
-import math
-
+from curate.composition import TOLERANCE
 from curate.engine.rule import Rule
-
-LABEL = {"close": "close-up", "half": "half-body", "full": "full-body"}
 
 
 class KL310(Rule):
@@ -20,8 +17,23 @@ class KL310(Rule):
     Fix safety: no fix here; `klint fix --rebalance` writes repeats, which this rule counts
     (`repeats` in klint.toml: an image with 3 repeats counts 3 times).
 
-    Options: `tolerance` (how far below a third a framing's share may fall, default 0.13, so
-    each framing needs at least 20%), `min_images` (skip smaller datasets, default 3).
+    What counts: only photos framed close, half or full. A photo framed `none` is not a sample
+    of any framing: no person (subject.none), or a person too small to learn a face from - a
+    figure in a wide street, park, beach or sports scene. That cut is made on the subject's head
+    height at the training resolution (the photo scaled to `resolution`^2 pixels, as bucketing
+    trainers do), below subject.small's `min_head_px` (default 48 px, three of Klein's 16 px
+    latent tokens); such a photo would otherwise pass for a full-body shot while teaching no face.
+
+    The numbers come from `curate.composition`, which `klint inspect`, `klint report` and
+    `klint fix --rebalance` share: a framing's share is its images' repeats over all framed
+    images' repeats; photos framed `none` (no person, or a subject too small to judge) are left
+    out. "add N" counts new photos at x1 that lift the share over the threshold; the number in
+    brackets is what a full third takes.
+
+    Options: `tolerance` (how far below its target a framing's share may fall, default 0.13, so
+    with the 1/3 targets each framing needs at least 1/3 - 0.13 = 20.3%), `min_images` (skip
+    datasets with fewer framed images, default 3). Targets are thirds unless `[rebalance]
+    targets` in klint.toml says otherwise.
     """
 
     code = "KL310"
@@ -29,36 +41,28 @@ class KL310(Rule):
     groups = ("all", "dataset")
     severity = "warning"
     needs = ("framing",)
-    options = {"tolerance": 0.13, "min_images": 3}
+    options = {"tolerance": TOLERANCE, "min_images": 3}
 
     def check(self, ctx, opts):
-        counts = {"close": 0, "half": 0, "full": 0}
-        eff = {"close": 0, "half": 0, "full": 0}
+        from curate.composition import advice, for_dataset, mix_text, pct
+
+        from curate.dataset.derived import replacements
+
         repeats = ctx.config.repeats or {}
-        for item in ctx.dataset.images:
-            fr = ctx.result("framing", item)
-            f = (fr or {}).get("framing")
-            if f in counts:
-                counts[f] += 1
-                eff[f] += int(repeats.get(item.rel_image, 1))
-        n = sum(counts.values())
-        total = sum(eff.values())
-        if n < int(opts["min_images"]) or total == 0:
+        replaced = replacements(ctx.dataset.root)  # a clean text crop trains in its source's place
+        comp = for_dataset(ctx.config, (((ctx.result("framing", item) or {}).get("framing"),
+                                         int(repeats.get(item.rel_image, 1))) for item in ctx.dataset.images
+                                        if item.rel_image not in replaced),
+                           tolerance=float(opts["tolerance"]))
+        if comp.framed_images < int(opts["min_images"]) or comp.framed_weight == 0:
             return
-        floor = 1 / 3 - float(opts["tolerance"])
-        shares = {k: v / total for k, v in eff.items()}
-        short = [k for k in counts if shares[k] < floor - 1e-9]
+        short = comp.short
         if not short:
             return
-        weighted = total != n
-        mix = " / ".join(f"{counts[k]} {k}" for k in counts)
-        if weighted:
-            mix += " (" + " / ".join(f"{100 * shares[k]:.0f}%" for k in counts) + " with repeats)"
-        asks = []
-        for k in short:
-            # new photos count once each: smallest k with (eff+k)/(total+k) >= floor
-            need = max(1, math.ceil((floor * total - eff[k]) / (1 - floor) - 1e-9))
-            asks.append(f"{need} {LABEL[k]} photo{'s' if need != 1 else ''}")
-        yield self.diag(ctx, "", f"framing mix is {mix}; each framing needs at least {100 * floor:.0f}%: add "
-                        f"{' and '.join(asks)} (or run `klint fix --rebalance`)",
-                        value={k: round(v, 3) for k, v in shares.items()}, threshold=round(floor, 3))
+        floors = {pct(comp.floor(g)) for g in short}
+        need = (f"each framing needs at least {floors.pop()}" if len(floors) == 1 else
+                "below its share: " + ", ".join(f"{g} needs {pct(comp.floor(g))}" for g in short))
+        yield self.diag(ctx, "", f"framing mix is {mix_text(comp)}; {need}: "
+                        f"{' and '.join(advice(comp, g) for g in short)} (or run `klint fix --rebalance`)",
+                        value={g: round(v, 3) for g, v in comp.shares.items()},
+                        threshold=round(min(comp.floor(g) for g in short), 4))

@@ -1,4 +1,4 @@
-from curate.analysis.text import find_trigger, prefix_trigger
+from curate.analysis.text import find_trigger, guess_trigger, prefix_trigger
 from curate.engine.diagnostic import Fix, WriteText
 from curate.engine.rule import Rule
 
@@ -8,7 +8,9 @@ class KL504(Rule):
 
     Why: the LoRA binds the identity to the trigger only in captions that contain it; a caption
     without it teaches the face to the bare prompt, and at inference the trigger is weaker.
-    When no trigger is configured at all, klint cannot check triggers and says so once.
+    When no trigger is configured at all, klint cannot check triggers and says so once (a
+    warning), naming the likely trigger: a made-up word (underscore or digit, or opening most
+    captions) found in most captions. caption.common-term uses the same guess to leave it out.
 
     Example: `standing in a sunlit garden, white blouse` with `trigger = "jane_doe"`.
 
@@ -31,8 +33,18 @@ class KL504(Rule):
         captions = [it for it in ctx.dataset.items if it.caption_text is not None and it.caption_text.strip()]
         if not trigger:
             if captions:
-                yield self.diag(ctx, "", "no trigger word is set, so trigger checks are skipped: add "
-                                "`trigger = \"jane_doe\"` to klint.toml or pass --trigger", severity="warning")
+                texts = [it.caption_text for it in captions]
+                guess = guess_trigger(texts)
+                if guess:
+                    hits = sum(1 for t in texts if find_trigger(t, guess)[0] or find_trigger(t, guess)[1])
+                    msg = (f"no trigger word is set, so trigger checks are skipped; \"{guess}\" is in "
+                           f"{hits}/{len(texts)} captions and looks like the trigger: add "
+                           f"`trigger = \"{guess}\"` to klint.toml or pass --trigger {guess}")
+                else:
+                    msg = ("no trigger word is set, so trigger checks are skipped: add "
+                           "`trigger = \"jane_doe\"` (your word) to klint.toml or pass --trigger")
+                # only a warning: nothing is known to be wrong yet, the checks just cannot run
+                yield self.diag(ctx, "", msg, severity="warning", value=guess)
             return
         for item in captions:
             text = item.caption_text

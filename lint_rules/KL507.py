@@ -23,8 +23,25 @@ class KL507(Rule):
     clause, or just the describing words before a noun the sentence needs) and repairs commas and
     "and". It never removes the trigger. Read the diff: the caption meaning changes.
 
+    What counts: eyes, face shape, nose, lips, cheekbones, jaw and chin, skin tone and complexion,
+    freckles, moles, dimples, scars, wrinkles, eyebrows, hair colour / texture / length, facial
+    hair ("no beard" and "clean-shaven" describe the face too) and baldness - also misspelt
+    ("greeen eyes", one edit from a lexicon word the dictionary does not know), in comparatives
+    ("shorter hair", "darker skin"), in any letter case and inside prompt weighting ((term:1.3),
+    ((term)), [term], term::1.2). Only the subject's features count: the trigger, she/he, and
+    "the woman"/"a man with..." when that is the caption's subject; "a cat with green eyes",
+    "her father with a grey beard" and "beside a red-haired man" describe someone else.
+
+    Age words ("middle-aged", "elderly", "in her twenties", "40 years old") are not flagged by
+    default. Decision and reason: age is a coarse class word like "woman", not a facial feature
+    the LoRA could learn from the caption instead of the face; the visible signs of age that are
+    identity (wrinkles, grey hair) are flagged on their own. And a dataset that spans years
+    (childhood photos, old photos) needs its age words, or the trigger averages the ages.
+    Turn on `age` to flag them anyway.
+
     Options: `hair` (flag hair colour, length, texture and cut, default true; such hits are
-    warnings), `extra-terms` (more words or phrases to flag, default []).
+    warnings), `age` (flag age words, default false), `extra-terms` (more words or phrases to
+    flag, default []).
     """
 
     code = "KL507"
@@ -33,12 +50,13 @@ class KL507(Rule):
     severity = "error"
     fix_availability = "sometimes"
     needs = ("caption",)
-    options = {"hair": True, "extra-terms": []}
+    options = {"hair": True, "age": False, "extra-terms": []}
 
     def check(self, ctx, opts):
-        from curate.analysis.caption import _whole_chunk
+        from curate.analysis.caption import _whole_chunk, reported_spans
 
         hair = bool(opts.get("hair", True))
+        age = bool(opts.get("age", False))
         extra = [str(t).strip() for t in opts.get("extra-terms") or [] if str(t).strip()]
         extra_re = re.compile(r"(?<![^\W_])(" + "|".join(re.escape(t).replace(r"\ ", r"[\s_]+") for t in extra)
                               + r")(?![^\W_])", re.IGNORECASE) if extra else None
@@ -48,7 +66,7 @@ class KL507(Rule):
             res = ctx.result("caption", item)
             if not text or res is None:
                 continue
-            spans = [s for s in res.get("face_spans", []) if hair or s["feature"] != "hair"]
+            spans = reported_spans(res.get("face_spans", []), hair=hair, age=age)
             if extra_re is not None:
                 for m in extra_re.finditer(text):
                     if any(s["start"] < m.end() and m.start() < s["end"] for s in spans):
@@ -63,10 +81,13 @@ class KL507(Rule):
                 a = s["start"]
                 line = text.count("\n", 0, a) + 1
                 col = a - (text.rfind("\n", 0, a) + 1) + 1
-                sev = "warning" if s["feature"] == "hair" else None
+                is_hair = s["feature"] == "hair"
+                why = ("; hair is only a warning: it is styling that changes between photos, so naming it "
+                       "can be deliberate (rule option `hair = false` turns these off)") if is_hair else ""
                 yield self.diag(ctx, item.rel_caption,
                                 f"face description \"{s['text']}\" ({s['feature']}): describe scene and pose, "
-                                f"not the face", fix=fix, severity=sev, line=line, col=col,
+                                f"not the face{why}", fix=fix, severity="warning" if is_hair else None,
+                                line=line, col=col,
                                 end_col=col + (s["end"] - a), value=s["text"])
 
     def _fix(self, ctx, item, text, spans, trigger):

@@ -1,3 +1,5 @@
+import re
+
 from curate.engine.rule import Rule
 
 
@@ -12,7 +14,8 @@ class KL508(Rule):
 
     Use instead: vary the photos (and so the captions), or drop the constant term where it is
     not what the photo is about. Class words ("woman"), boilerplate ("photo of") and framing words
-    are not counted.
+    are not counted, nor is the trigger (with no trigger set, the word caption.trigger-missing
+    names as the likely trigger).
 
     Fix safety: no fix; the dataset needs variety, not deletion.
 
@@ -38,9 +41,19 @@ class KL508(Rule):
         n = len(captions)
         if n < int(opts.get("min-captions", 4)):
             return
+        # with no trigger set the analysis cannot mask it; leave out the word KL504 names as the likely one
+        skip: set[str] = set()
+        if not ctx.config.trigger:
+            from curate.analysis.text import guess_trigger
+
+            guess = guess_trigger([item.caption_text for item, _ in captions])
+            if guess:
+                skip = {p for p in re.split(r"[\s_\-.]+", guess.lower()) if p}
         where: dict[str, list[str]] = {}
         for item, terms in captions:
             for t in terms:
+                if skip and skip & set(t.split()):
+                    continue
                 where.setdefault(t, []).append(item.rel_caption)
         common = [(t, rels) for t, rels in where.items() if len(rels) / n > threshold]
         # longest phrases first; a word is only reported when it is not covered by a reported phrase

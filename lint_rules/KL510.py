@@ -5,16 +5,21 @@ from curate.engine.rule import Rule
 
 
 def insert_framing(text: str, trigger: str, phrase: str) -> tuple[str, int] | None:
-    """Caption with `phrase` right after the first whole-word trigger, and the insert offset."""
+    """Caption with `phrase` added where a person would write it, and the insert offset.
+
+    Tags ("jane_doe, smiling"): right after the trigger. Prose ("a photo of jane_doe smiling in
+    a park. She..."): a sentence must not be split, so the phrase goes where the trigger's clause
+    ends - before its first comma, or at the end of its sentence - as a trailing tag.
+    """
     m = re.search(r"(?<![\w-])" + re.escape(trigger) + r"(?![\w-])", text, re.IGNORECASE)
     if m is None:
         return None
     rest = text[m.end():]
-    if not rest.strip() or rest[0] in ",.;:!?":
-        new = f"{text[:m.end()]}, {phrase}{rest}"
-    else:
-        new = f"{text[:m.end()]}, {phrase},{rest if rest[:1].isspace() else ' ' + rest}"
-    return new, m.end()
+    if not rest.strip() or rest[0] in ",.;:!?\n":
+        return f"{text[:m.end()]}, {phrase}{rest}", m.end()
+    stop = re.search(r"[,;:\n]|[.!?](?=\s|$)", rest)
+    at = m.end() + (stop.start() if stop else len(rest.rstrip()))
+    return f"{text[:at]}, {phrase}{text[at:]}", at
 
 
 class KL510(Rule):
@@ -57,6 +62,6 @@ class KL510(Rule):
                 msg += f"; the image looks like a {framing} shot: add \"{phrase}\""
                 got = insert_framing(item.caption_text, trigger, phrase) if trigger else None
                 if got is not None:
-                    fix = Fix(f"insert \"{phrase}\" after the trigger",
+                    fix = Fix(f"insert \"{phrase}\"",
                               (WriteText(str(ctx.dataset.abspath(item.rel_caption)), got[0]),), "safe")
             yield self.diag(ctx, item.rel_caption, msg, fix=fix, value=framing)

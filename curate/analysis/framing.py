@@ -29,6 +29,11 @@ VISIBLE = 0.5  # ultralytics itself treats conf < 0.5 as "not there"
 # portrait), half runs from the waist to the shins, full needs room down to the feet.
 CLOSE_HALF = 3.3  # frame ends above the navel/waist -> close
 HALF_FULL = 7.0  # frame holds the ankles (visible or occluded) -> full
+# Klein's transformer sees the image as 16 px tokens (8x VAE, 2x2 patches). A head under three
+# tokens high at the training resolution has no face the LoRA could learn: the photo is a
+# figure in a scene, framing `none`, and not a full-body sample (subject.small says why).
+TINY_HEAD_PX = 48
+_SHIN_PER_THIGH = 0.8  # knee-to-ankle over hip-to-knee
 # head-height cues: (point pair, canonical distance in H)
 _EYE_TO_SHOULDER = 0.9
 _SHOULDER_WIDTH = 1.7
@@ -99,6 +104,53 @@ def head_height(kp, w: float, h: float, box: Sequence[float] | None = None) -> t
     if not vals:
         return None, cues
     return _median(vals), cues
+
+
+def head_px_at(head_height_px: float | None, width: float, height: float, resolution: int) -> float | None:
+    """Head height at the training resolution: bucketing trainers keep the pixel area near
+    resolution^2, so every photo is scaled by resolution / sqrt(w * h)."""
+    if not head_height_px or not width or not height:
+        return None
+    return float(head_height_px) * resolution / (float(width) * float(height)) ** 0.5
+
+
+def tiny_head_px(config) -> float:
+    """The head height below which a subject is too small to count (subject.small's `min_head_px`)."""
+    opts = getattr(config, "rule_options", None) or {}
+    for key in ("KL303", "subject.small"):
+        val = (opts.get(key) or {}).get("min_head_px")
+        if isinstance(val, (int, float)) and not isinstance(val, bool):
+            return float(val)
+    return float(TINY_HEAD_PX)
+
+
+def _legs_reach_feet(kp, v, w: float, h: float, axis, head: float) -> bool:
+    """Knees in frame with room for the shins below them: full body with the feet hidden or
+    just cut (standing cut at the ankles, seated, kneeling, cross-legged).
+
+    The shin is about 0.8 of the thigh. A thigh along the body axis (standing, kneeling upright)
+    continues straight down to the foot; a thigh across it (seated, cross-legged) has the shin
+    hanging from the knee towards the floor, i.e. down the image.
+    """
+    for hip, knee in ((LHIP, LKNEE), (RHIP, RKNEE)):
+        if not (v[hip] and v[knee]):
+            continue
+        tx, ty = kp[knee][0] - kp[hip][0], kp[knee][1] - kp[hip][1]
+        thigh = math.hypot(tx, ty)
+        if thigh < 1.3 * head:
+            continue  # a thigh seen end-on (lying towards the camera, a crowd) says nothing of the feet
+        along = (tx * axis[0] + ty * axis[1]) / thigh
+        if along > 0.7:
+            d, need = (tx / thigh, ty / thigh), 0.75  # standing: most of the shin must be in frame
+        elif axis[1] > 0.7 and abs(ty) < 0.6 * thigh:
+            # seated upright with the thigh level: the lower leg hangs down from the knee
+            d, need = (0.0, 1.0), 0.75
+        else:
+            continue  # lying, bent over, foreshortened: no reliable guess where the feet are
+        room = _ray_to_frame(kp[knee], d, w, h)
+        if room >= need * _SHIN_PER_THIGH * thigh:
+            return True
+    return False
 
 
 def _ray_to_frame(p, d, w: float, h: float) -> float:
@@ -172,8 +224,9 @@ def classify(kp: Sequence[Sequence[float]] | None, width: float, height: float,
     elif knees:
         # knees without ankles: cropped shins (three-quarter, half) unless the frame has room
         # for the feet, in which case they are hidden (long dress, furniture) and it is full
-        framing = "full" if ext_frame >= HALF_FULL else "half"
-        conf = _margin_conf(ext_frame, HALF_FULL)
+        legs = _legs_reach_feet(kp, v, w, h, axis, H)
+        framing = "full" if ext_frame >= HALF_FULL or legs else "half"
+        conf = max(_margin_conf(ext_frame, HALF_FULL), 0.7 if legs else 0.0)
     elif hips:
         framing = "half"
         conf = 0.55 + 0.4 * min(1.0, abs(ext_frame - CLOSE_HALF) / 1.5)
@@ -233,19 +286,25 @@ def primary_index(persons: list[dict[str, Any]]) -> int | None:
     return idx
 
 
-def describe(pose: dict[str, Any] | None, *, min_person_conf: float = 0.5, other_ratio: float = 0.25) -> dict[str, Any]:
-    """Subject facts from one pose result: framing, people, subject box/size, face visibility."""
+def describe(pose: dict[str, Any] | None, *, min_person_conf: float = 0.5, other_ratio: float = 0.25,
+             resolution: int | None = None, tiny_px: float = TINY_HEAD_PX) -> dict[str, Any]:
+    """Subject facts from one pose result: framing, people, subject box/size, face visibility.
+
+    With `resolution`, a subject whose head is under `tiny_px` at that training size is `none`
+    (`framing_reason` "tiny", the body framing kept in `framing_body`).
+    """
     if not pose:
         return {"framing": "none", "framing_confidence": 0.0, "people": 0, "subject_box": None,
                 "subject_fraction": 0.0, "face_visible": None, "face_reason": None, "head_height_px": None,
-                "keypoints": None, "others": []}
+                "keypoints": None, "others": [], "framing_reason": "no person", "head_px_train": None}
     w, h = pose["width"], pose["height"]
     persons = [p for p in pose.get("persons", []) if p["conf"] >= min_person_conf]
     rec: dict[str, Any] = {"people": len(persons), "others": []}
     idx = primary_index(persons)
     if idx is None:
         rec.update(framing="none", framing_confidence=round(1.0 - pose.get("max_conf", 0.0), 3), subject_box=None,
-                   subject_fraction=0.0, face_visible=None, face_reason=None, head_height_px=None, keypoints=None)
+                   subject_fraction=0.0, face_visible=None, face_reason=None, head_height_px=None, keypoints=None,
+                   framing_reason="no person", head_px_train=None)
         return rec
     prim = persons[idx]
     fr = classify(prim.get("kp"), w, h, prim["box"])
@@ -254,7 +313,13 @@ def describe(pose: dict[str, Any] | None, *, min_person_conf: float = 0.5, other
     area = max(0.0, x1 - x0) * max(0.0, y1 - y0)
     rec.update(fr)
     rec.update(subject_box=[round(c, 1) for c in prim["box"]], subject_fraction=round(area / (w * h), 4),
-               face_visible=face, face_reason=reason, keypoints=prim.get("kp"))
+               face_visible=face, face_reason=reason, keypoints=prim.get("kp"),
+               framing_reason="too little body" if fr["framing"] == "none" else None, head_px_train=None)
+    if resolution:
+        head = head_px_at(fr["head_height_px"], w, h, resolution)
+        rec["head_px_train"] = None if head is None else round(head, 1)
+        if head is not None and head < tiny_px and fr["framing"] != "none":
+            rec.update(framing="none", framing_body=fr["framing"], framing_reason="tiny")
     for j, p in enumerate(persons):
         if j == idx:
             continue
@@ -269,21 +334,23 @@ class FramingAnalysis(Analysis):
     """Cheap classification on top of the cached pose: changing it never re-runs YOLO."""
 
     name = "framing"
-    version = "3"
+    version = "4"
     scope = "image"
     needs = ("pose",)
 
     def fingerprint(self, config) -> str:
         from curate.analysis.pose import PoseAnalysis
 
-        return PoseAnalysis().fingerprint(config)
+        # the tiny-subject cut depends on the training size and subject.small's threshold
+        return f"{PoseAnalysis().fingerprint(config)}:{config.resolution}:{tiny_head_px(config)}"
 
     def run_batch(self, items, ctx, advance):
         table = ctx.results.get("pose", {})
+        res, tiny = ctx.config.resolution, tiny_head_px(ctx.config)
         out = []
         for item in items:
             pose = table.get(item.rel_image)
-            out.append(None if pose is None else describe(pose))
+            out.append(None if pose is None else describe(pose, resolution=res, tiny_px=tiny))
             advance(1)
         return out
 

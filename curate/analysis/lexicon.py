@@ -24,7 +24,7 @@ Decisions (documented, tested in tests/data/face_captions.jsonl):
 
 from __future__ import annotations
 
-LEXICON_VERSION = "3"
+LEXICON_VERSION = "4"
 
 COLOURS = {
     "blue", "green", "brown", "hazel", "grey", "gray", "amber", "black", "violet", "purple", "red",
@@ -196,3 +196,13 @@ BOILERPLATE = {
     "wear", "wearing", "show", "showing", "featuring", "feature", "depict", "be", "have", "she", "he",
     "her", "his", "they", "their", "frame", "camera", "scene", "background", "foreground",
 }
+
+# people who are someone else in the picture ("her father with a grey beard"): never the subject
+RELATIONS = {"father", "mother", "dad", "mum", "mom", "sister", "brother", "friend", "boyfriend", "girlfriend",
+             "husband", "wife", "partner", "son", "daughter", "grandmother", "grandfather", "grandma", "grandpa",
+             "aunt", "uncle", "cousin", "niece", "nephew", "baby", "toddler", "colleague", "coworker", "neighbour",
+             "neighbor", "companion", "stranger", "passerby", "bystander", "fiance", "fiancee", "twin"}
+# the class words a caption uses for its subject ("the woman", "a man with a beard, jane_doe")
+SUBJECT_NOUNS = PERSON_NOUNS - {"feature", "features", "face", "people", "men", "women"}
+# class words that, with "the", point back at the subject ("the woman has freckles")
+DEFINITE_SUBJECT = {"woman", "man", "person", "girl", "boy", "lady", "guy", "model", "subject"}

@@ -34,6 +34,55 @@ def find_trigger(text: str, trigger: str) -> tuple[list[tuple[int, int]], list[t
     return exact, variants
 
 
+_WORD = re.compile(r"[^\W_][\w\-]*[^\W_]|[^\W_]")
+# words that start many captions without being a trigger
+_NOT_TRIGGER = frozenset("""a an the this that photo picture image portrait selfie shot close closeup full half body
+    woman man girl boy person lady guy people she he her his their my our young old 1girl 1boy solo""".split())
+
+
+def guess_trigger(captions: list[str], min_share: float = 0.5) -> str | None:
+    """The word that most likely is the trigger when none is configured, or None.
+
+    A candidate is in more than `min_share` of the captions (in one spelling, any case) and looks
+    like a made-up token: it has an underscore or a digit, or it opens most of the captions and
+    is not an ordinary opening word. The most frequent spelling is returned; ties go to the
+    candidate in more captions, then to the one that opens more captions.
+    """
+    texts = [t for t in captions if t and t.strip()]
+    if not texts:
+        return None
+    seen: dict[str, int] = {}
+    first: dict[str, int] = {}
+    spelling: dict[str, dict[str, int]] = {}
+    for text in texts:
+        words = _WORD.findall(text)
+        if not words:
+            continue
+        head = words[0].lower()
+        first[head] = first.get(head, 0) + 1
+        for w in set(words):
+            key = w.lower()
+            seen[key] = seen.get(key, 0) + 1
+            spelling.setdefault(key, {})
+            spelling[key][w] = spelling[key].get(w, 0) + 1
+    n = len(texts)
+    best: tuple[int, int, str] | None = None
+    for key, count in seen.items():
+        if count / n <= min_share or key in _NOT_TRIGGER:
+            continue
+        made_up = "_" in key or any(ch.isdigit() for ch in key)
+        opens = first.get(key, 0)
+        if not (made_up or opens / n > min_share):
+            continue
+        cand = (count, opens, key)
+        if best is None or cand[:2] > best[:2]:
+            best = cand
+    if best is None:
+        return None
+    forms = spelling[best[2]]
+    return max(forms, key=lambda w: (forms[w], w == w.lower()))
+
+
 def trigger_is_first(text: str, trigger: str, prefixes: list[str]) -> bool:
     """Caption starts with the trigger, optionally after an allowed prefix like "a photo of"."""
     body = text.lstrip()
@@ -123,6 +172,7 @@ def tidy(text: str) -> str:
             s = re.sub(r"\(\s*\)", "", s)
             s = re.sub(r"(?<!\.)\.\s*\.(?!\.)", ".", s)
         s = re.sub(r"^[\s,;:]+", "", s)
+        s = re.sub(r"^[.!?]+\s+", "", s)  # the first sentence was cut away whole
         s = re.sub(r"[\s,;:]+$", "", s)
         s = re.sub(r"^(?:and|with)\s+", "", s)
         s = re.sub(r"([.!?;]\s+)and\s+", r"\1", s)
@@ -142,9 +192,13 @@ def cut(text: str, spans: list[tuple[int, int]]) -> str:
         else:
             merged.append([a, b])
     out, pos = [], 0
+    cap_next = False
     for a, b in merged:
-        before = text[pos:a]
+        before = _cap(text[pos:a]) if cap_next else text[pos:a]
         after = text[b:]
+        done = "".join(out) + before
+        # "She has freckles and she smiles." -> "She smiles.": a cut sentence start keeps its capital
+        cap_next = text[a:b][:1].isupper() and (not done.strip() or done.rstrip()[-1] in ".!?")
         # "an asian woman" -> "a woman": the article before a cut agrees with the word after it
         m = re.search(r"\b([Aa]n?)\s*$", before)
         nxt = re.match(r"[\s,]*([A-Za-z])", after)
@@ -155,8 +209,15 @@ def cut(text: str, spans: list[tuple[int, int]]) -> str:
         out.append(before)
         out.append(" ")
         pos = b
-    out.append(text[pos:])
+    out.append(_cap(text[pos:]) if cap_next else text[pos:])
     return tidy("".join(out))
+
+
+def _cap(segment: str) -> str:
+    m = re.match(r"(\s*)([a-z])([\w'-]*)", segment)
+    if not m or "_" in m.group(3):
+        return segment  # not a plain word (a trigger like jane_doe keeps its case)
+    return segment[:m.start(2)] + m.group(2).upper() + segment[m.end(2):]
 
 
 # --- token estimate ----------------------------------------------------------------------------

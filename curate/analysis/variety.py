@@ -1,8 +1,9 @@
-"""Dataset-wide variety: lighting buckets, background clusters, Vendi scores.
+"""Dataset-wide variety: lighting buckets, background clusters.
 
-Vendi score = exp(Shannon entropy of the eigenvalues of K/n) for a similarity matrix K with
-unit diagonal: 1 when all items are alike, k for k equally sized, fully distinct groups. It
-reads as "the effective number of different lightings / backgrounds".
+The figure users see is `effective_number`: exp(entropy) of the bucket / cluster sizes, shown
+as "effective number" by lint, inspect and the report alike. The Vendi scores kept in the
+summaries (exp(entropy) of the eigenvalues of a similarity matrix) are an internal, continuous
+view that is not shown, since it does not match the counted setups.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ def vendi(K) -> float:
     lam = np.linalg.eigvalsh(K / n)
     lam = lam[lam > 1e-12]
     return float(math.exp(-(lam * np.log(lam)).sum()))
+
+
+def effective_number(sizes: Sequence[int]) -> float:
+    """The "effective number of distinct setups" every command shows (one decimal).
+
+    exp(Shannon entropy) of the group sizes: k for k equally common setups (lighting buckets,
+    background clusters), less when a few dominate (sizes 8, 1, 1 give 1.9), 1 for one setup.
+    """
+    return round(entropy_effective(sizes), 1)
 
 
 def entropy_effective(counts: Sequence[int]) -> float:

@@ -11,12 +11,13 @@ from curate.cli.common import echo_out, resolve_targets, show_progress
 
 
 def _table(records, summary) -> str:
-    head = ("path", "framing", "conf", "people", "repeats", "face", "subject", "lighting", "bg")
+    head = ("path", "framing", "conf", "people", "repeats", "face", "identity", "subject", "lighting", "bg")
     rows = []
     for r in records:
         face = {True: "yes", False: f"no ({r.get('face_reason') or '?'})", None: "-"}[r.get("face_visible")]
         rows.append((
             r["path"], r["framing"], f"{r['framing_confidence']:.2f}", str(r["people"]), str(r["repeats"]), face,
+            _identity_cell(r.get("face")),
             f"{100 * (r.get('subject_fraction') or 0):.0f}%",
             (r.get("lighting") or {}).get("bucket", "-"),
             "-" if not r.get("background") or r["background"].get("cluster") is None else str(r["background"]["cluster"]),
@@ -24,14 +25,29 @@ def _table(records, summary) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
     fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
     lines = [fmt(head), fmt(tuple("-" * w for w in widths)), *(fmt(r) for r in rows)]
-    f = summary["framing"]
+    from curate.composition import advice, mix_text, pct
+
+    f, comp = summary["framing"], summary["composition"]
     lines.append("")
     lines.append(f"{summary['images']} images: {f['close']} close, {f['half']} half, {f['full']} full, {f['none']} none")
+    if comp.framed_weight:
+        if comp.short:
+            verdict = "; ".join(f"{g} needs at least {pct(comp.floor(g))}: {advice(comp, g)}" for g in comp.short)
+        else:
+            verdict = "every framing at or above its threshold"
+        lines.append(f"composition: {mix_text(comp)}; {verdict}")
     if "lighting" in summary:
         li, bg = summary["lighting"], summary["background"]
-        lines.append(f"lighting: {li['distinct']} setups (largest {100 * li['largest_share']:.0f}%, Vendi {li['vendi']})")
-        lines.append(f"backgrounds: {bg['clusters']} (largest {100 * bg['largest_share']:.0f}%, Vendi {bg['vendi']})")
+        lines.append(f"lighting: {li['distinct']} setup{'s' if li['distinct'] != 1 else ''}, effective number "
+                     f"{li['effective']} (largest {100 * li['largest_share']:.0f}%)")
+        lines.append(f"backgrounds: {bg['clusters']}, effective number {bg['effective']} "
+                     f"(largest {100 * bg['largest_share']:.0f}%)")
     return "\n".join(lines) + "\n"
+
+
+def _identity_cell(face) -> str:
+    d = (face or {}).get("identity_distance")
+    return "-" if d is None else f"{d:.2f}"
 
 
 @click.command("inspect")
@@ -49,7 +65,7 @@ def inspect_cmd(paths, fmt, pose_model, config_file, no_cache, no_progress):
     from curate.inspect import inspect_records, summary
 
     targets = resolve_targets(paths, config_file=config_file, pose_model=pose_model)
-    records, variety = [], None
+    records, variety, config = [], None, None
     for t in targets:
         result = lint_dataset(t.root, t.config, use_cache=not no_cache, show_progress=show_progress(no_progress),
                               rules=[])
@@ -58,8 +74,11 @@ def inspect_cmd(paths, fmt, pose_model, config_file, no_cache, no_progress):
             recs = [r for r in recs if r["rel"] in t.only]
         records.extend(recs)
         variety = dataset_variety(result.context) if len(targets) == 1 else None
+        config = t.config if len(targets) == 1 else None
     if fmt == "json":
         echo_out(json.dumps(records, indent=2) + "\n")
     else:
-        echo_out(_table(records, summary(records, variety)))
+        from curate.cli.output import safe_lines
+
+        echo_out(safe_lines(_table(records, summary(records, variety, config))))
     return 0

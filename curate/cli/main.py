@@ -22,6 +22,7 @@ LAZY_COMMANDS = {
     "train": "curate.cli.train:train_cmd",
     "infer": "curate.cli.infer:infer_cmd",
     "eval-id": "curate.cli.infer:eval_id_cmd",
+    "lora": "curate.cli.lora:lora_cmd",
 }
 
 
@@ -88,7 +89,9 @@ def main(argv=None) -> None:
                 _add_plugin_commands()
         rv = cli.main(args=args, prog_name="klint", standalone_mode=False)
     except KlintError as exc:
-        click.echo(f"klint: error: {exc}", err=True)
+        from curate.cli.output import safe_text
+
+        click.echo(f"klint: error: {safe_text(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("klint: aborted", err=True)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import click
 
+from curate.cli.common import trust_option
 from curate.errors import KlintError
 from curate.recipes import OPTIMIZERS, RECIPES
 
 # recipe fields a `[train]` table in klint.toml may set (kebab-case keys)
 _TRAIN_KEYS = ("steps", "lr", "rank", "alpha", "optimizer", "weight-decay", "resolution", "base-dtype",
-               "gradient-accumulation", "repeats")
+               "gradient-accumulation", "repeats", "max-grad-norm")
 # exporter settings a `[train]` table may set (paths on the training machine; flags win)
 _EXPORT_KEYS = {"vae": "vae", "text-encoder": "text_encoder", "link": "link"}
 
@@ -82,6 +83,8 @@ def build_job(target, *, backend: str, model: str, recipe_name: str | None, over
             raise KlintError(f"--{field} must be >= 1, got {getattr(recipe, field)}")
     if not recipe.lr > 0:
         raise KlintError(f"--lr must be > 0, got {recipe.lr}")
+    if not recipe.max_grad_norm >= 0:
+        raise KlintError(f"--max-grad-norm must be >= 0 (0 = off), got {recipe.max_grad_norm}")
     check_recipe(recipe)
 
     result = lint_dataset(target.root, cfg, use_cache=use_cache, show_progress=show_progress)
@@ -94,8 +97,15 @@ def build_job(target, *, backend: str, model: str, recipe_name: str | None, over
     if two_stage:
         _ensure_framing(result, use_cache)
     ds = result.dataset
+    counts = {sev: sum(d.severity == sev for d in result.diagnostics) for sev in ("error", "warning")}
+    lint = f"{counts['error']} errors, {counts['warning']} warnings" + (" (trained anyway: --force)" if errors else "")
     items = []
+    from curate.dataset.derived import replacements
+
+    replaced = replacements(ds.root)  # a clean crop (text overlay cut away) trains in their place
     for it in ds.images:
+        if it.rel_image in replaced:
+            continue
         caption = it.caption_text if it.caption_text is not None else (cfg.trigger or "")
         items.append(TrainItem(image=it.image.resolve(), rel=it.rel_image, caption=caption.strip(),
                                framing=_framing(result.context, it), repeats=int(cfg.repeats.get(it.rel_image, 1))))
@@ -117,12 +127,34 @@ def build_job(target, *, backend: str, model: str, recipe_name: str | None, over
         trigger=cfg.trigger, resolution=resolution, base_dtype=base_dtype or file_dtype or recipe.base_dtype,
         two_stage=two_stage, sample_every=sample_every if sample_every is not None else int(train_cfg.get("sample-every", 0)),
         checkpoint_every=int(train_cfg.get("checkpoint-every", 0)), resume=resume, dry_run=dry_run, seed=seed,
-        sample_prompts=tuple(str(p) for p in prompts),
+        sample_prompts=tuple(str(p) for p in prompts), options={"lint": lint},
     )
     if two_stage and not job.stage2_items:
         raise KlintError("--two-stage needs full-body images, and the framing analysis found none "
                          "(see `klint inspect` for each image's framing)")
     return job
+
+
+_MEMORY_MODES = {
+    "auto": "checkpointing by free GPU memory at start (off, else selective, else full); no compilation; "
+            "bf16 matmuls",
+    "fast": "the least checkpointing that fits free GPU memory; regional compilation when it is off; "
+            "fp8 matmuls on an fp8 base (sm_89+)",
+    "selective": "selective checkpointing (MLP halves recomputed); fp8 matmuls on an fp8 base (sm_89+)",
+    "low-memory": "full gradient checkpointing; fp8 matmuls on an fp8 base (sm_89+)",
+}
+
+
+def _builtin_plan(job) -> list[str]:
+    r = job.recipe
+    base = ("fp8 (row-scaled e4m3 block linears; embedders, modulation, norms bf16)" if job.base_dtype == "fp8"
+            else job.base_dtype)
+    lora = "bf16 weights, Kahan-compensated" if r.optimizer == "adamw8bit-kahan" else \
+        "bf16 with fp32 master weights on a GPU (fp32 on CPU)"
+    clip = f"gradient clipping {r.max_grad_norm:g}" if r.max_grad_norm else "no gradient clipping"
+    speed = (job.options or {}).get("speed", "auto")
+    return [f"precision   base {base}; LoRA {lora}; {clip}",
+            f"memory      --speed {speed}: {_MEMORY_MODES.get(speed, speed)} (resolved on the device below)"]
 
 
 def describe(job, backend: str) -> str:
@@ -131,21 +163,27 @@ def describe(job, backend: str) -> str:
         f"backend     {backend}",
         f"dataset     {job.dataset_root} ({len(job.items)} images; per-image repeat weights "
         f"{min(it.repeats for it in job.items)}-{max(it.repeats for it in job.items)}x)",
+        *([f"lint        {job.options['lint']}"] if (job.options or {}).get("lint") else []),
         f"model       {job.model}  (recipe variant {r.model}; frozen base weights trained in {job.base_dtype})",
         f"recipe      {r.name}: {r.optimizer}, lr {r.lr:g}, rank {r.rank}, alpha {r.alpha}, {r.steps} steps, "
         f"wd {r.weight_decay:g}, {r.lr_schedule} lr, gradient accumulation {r.gradient_accumulation}",
+        f"samples     {len(job.items)} images, {job.samples_per_epoch} effective samples per epoch "
+        f"({r.steps * r.gradient_accumulation / job.samples_per_epoch:.1f} epochs in stage 1)",
+        f"steps       {r.steps + (r.stage2_steps if job.two_stage else 0)}"
+        + (f" ({r.steps} + {r.stage2_steps} in stage 2)" if job.two_stage else ""),
         f"resolution  {job.resolution}",
         f"trigger     {job.trigger or '(none)'}",
     ]
     if job.two_stage:
         lines.append(f"stage 2     {len(job.stage2_items)} full-body images, lr {r.stage2_lr:g}, {r.stage2_steps} steps")
     if backend == "builtin":
-        lines.append(f"speed       {(job.options or {}).get('speed', 'auto')}")
+        lines += _builtin_plan(job)
     lines.append(f"out         {job.out_dir}")
     return "\n".join(lines) + "\n"
 
 
 @click.command("train")
+@trust_option
 @click.argument("path")
 @click.option("--backend", default="builtin", show_default=True, help="Trainer backend (see `klint backends`).")
 @click.option("--model", default=None, metavar="PATH|ID|tiny",
@@ -162,9 +200,12 @@ def describe(job, backend: str) -> str:
 @click.option("--base-dtype", type=click.Choice(["bf16", "fp8"]), default=None)
 @click.option("--gradient-accumulation", type=int, default=None, metavar="N",
               help="Micro-batches per optimizer step (default from recipe / [train], 1).")
-@click.option("--speed", type=click.Choice(["auto", "fast", "low-memory"]), default=None,
-              help="builtin on CUDA: fast = no checkpointing + regional compile + fp8 matmuls (Ada/Hopper); "
-                   "low-memory = checkpointing + fp8 matmuls; auto = checkpointing only if VRAM is short.")
+@click.option("--speed", type=click.Choice(["auto", "fast", "selective", "low-memory"]), default=None,
+              help="builtin on CUDA: auto = least checkpointing that fits free VRAM; fast = that plus regional "
+                   "compile (when no checkpointing is needed); selective = recompute MLP halves only; "
+                   "low-memory = full checkpointing. fast/selective/low-memory use fp8 matmuls on an fp8 base.")
+@click.option("--max-grad-norm", type=float, default=None, metavar="X",
+              help="Gradient clipping norm (default from recipe, 1.0; 0 = off).")
 @click.option("--sample-every", type=int, default=None, metavar="N", help="Preview images every N steps.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default <dataset>/../klint-train/<dataset name>).")
@@ -188,8 +229,8 @@ def describe(job, backend: str) -> str:
               help="Exporter backends: symlink the images instead of copying / hard-linking them "
                    "(the job then only works where the dataset is).")
 def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimizer, two_stage, resolution,
-              base_dtype, gradient_accumulation, speed, sample_every, out, resume, dry_run, force, seed, trigger, config_file, no_cache,
-              no_progress, run_tool, tool_path, vae, text_encoder, link):
+              base_dtype, gradient_accumulation, speed, max_grad_norm, sample_every, out, resume, dry_run, force, seed,
+              trigger, config_file, no_cache, no_progress, run_tool, tool_path, vae, text_encoder, link):
     """Train a character LoRA on a linted dataset (or export a job for another trainer)."""
     from curate.backends import get_registry
     from curate.cli.common import resolve_targets, show_progress
@@ -215,14 +256,14 @@ def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimiz
                          "black-forest-labs/FLUX.2-klein-base-9B, a .safetensors checkpoint, or `tiny`)")
     job = build_job(target, backend=backend, model=str(model), recipe_name=recipe_name,
                     overrides=dict(steps=steps, lr=lr, rank=rank, alpha=alpha, optimizer=optimizer,
-                                   gradient_accumulation=gradient_accumulation),
+                                   gradient_accumulation=gradient_accumulation, max_grad_norm=max_grad_norm),
                     two_stage=two_stage, out=out, base_dtype=base_dtype, sample_every=sample_every, resume=resume,
                     dry_run=dry_run, seed=seed, force=force, use_cache=not no_cache,
                     show_progress=show_progress(no_progress))
     speed = speed or (target.config.train or {}).get("speed") or "auto"
-    if speed not in ("auto", "fast", "low-memory"):
-        raise KlintError(f"[train] speed must be auto, fast or low-memory, got {speed!r}")
-    options = {"speed": speed}
+    if speed not in _MEMORY_MODES:
+        raise KlintError(f"[train] speed must be auto, fast, selective or low-memory, got {speed!r}")
+    options = {**job.options, "speed": speed}
     if run_tool or tool_path:
         options.update(run=run_tool, tool_path=str(tool_path) if tool_path else None)
     train_cfg = target.config.train or {}
@@ -239,8 +280,10 @@ def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimiz
     import dataclasses
 
     job = dataclasses.replace(job, options=options)
-    if dry_run:
+    if dry_run or backend == "builtin":
+        # the plan first: loading and encoding take a while before the first step
         click.echo(describe(job, backend), nl=False)
+    if dry_run:
         if missing:
             click.echo(f"note: backend {backend!r} needs {', '.join(missing)}: run {spec.install_hint()}")
             return 0

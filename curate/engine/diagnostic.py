@@ -7,6 +7,13 @@ from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+SEVERITIES = tuple(SEVERITY_ORDER)
+
+
+def fails(diagnostics, fail_on: str = "warning") -> bool:
+    """Whether any diagnostic is at least as severe as `fail_on` (the `--fail-on` exit rule)."""
+    limit = SEVERITY_ORDER[fail_on]
+    return any(SEVERITY_ORDER[d.severity] <= limit for d in diagnostics)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,9 +33,19 @@ class WriteBytes:
 
 
 @dataclasses.dataclass(frozen=True)
+class WriteCrop:
+    """Create a derived crop of `source` (dataset-relative) at `path`; rendered only when applied."""
+
+    path: str  # absolute, under _klint/derived/
+    source: str
+    box: tuple[int, int, int, int]
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Fix:
     description: str
-    edits: tuple[WriteText | WriteBytes, ...]
+    edits: tuple[WriteText | WriteBytes | WriteCrop, ...]
     applicability: Literal["safe", "unsafe"] = "safe"
 
     def targets(self) -> tuple[str, ...]:

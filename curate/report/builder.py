@@ -22,13 +22,11 @@ FRAMINGS = (
     ("close", "Close-up", "shoulders up"),
     ("half", "Half-body", "waist up"),
     ("full", "Full-body", "head to feet"),
-    ("none", "No person", "no one detected"),
+    ("none", "No usable person", "no one detected, or too small"),
     ("unknown", "Framing not analysed", "no framing result"),
 )
 FRAMED = ("close", "half", "full")
 LABEL = {k: h for k, h, _ in FRAMINGS}
-# a class within this many points of a third counts as on target
-TOLERANCE = 0.08
 # the curation notes warn when one lighting setup or background holds this share or more
 DOMINANT_SHARE = 0.7
 DISPLAY_MAX = 256  # CSS px of a grid thumbnail's longer side
@@ -122,25 +120,13 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def composition(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts per framing and, for the three framed classes, how far each is from a third."""
-    counts = Counter(framing_of(r) for r in records)
-    framed = sum(counts[k] for k in FRAMED)
-    rows = []
-    for k in FRAMED:
-        c = counts[k]
-        share = c / framed if framed else 0.0
-        if not framed:
-            status, delta = "n/a", 0
-        elif share < 1 / 3 - TOLERANCE:
-            # adding k shots of this class: (c + k) / (framed + k) >= 1/3
-            status, delta = "low", max(1, math.ceil((framed - 3 * c) / 2))
-        elif share > 1 / 3 + TOLERANCE:
-            status, delta = "high", max(1, round(c - framed / 3))
-        else:
-            status, delta = "ok", 0
-        rows.append({"key": k, "count": c, "share": share, "status": status, "delta": delta})
-    return {"counts": counts, "framed": framed, "rows": rows}
+def composition(records: list[dict[str, Any]], config=None):
+    """The framing mix of the report's records (repeats included), from `curate.composition`, the
+    function lint and rebalance use; images whose framing was not analysed count as `none`."""
+    from curate.composition import composition as compute, for_dataset
+
+    pairs = [(framing_of(r), r.get("repeats", 1) or 1) for r in records if not r.get("replaced_by")]
+    return for_dataset(config, pairs) if config is not None else compute(pairs)
 
 
 def _describe(field: str, members: list[dict[str, Any]]) -> str:
@@ -211,6 +197,40 @@ def _overlay(rec: dict[str, Any]) -> str:
             + "".join(parts) + "</svg>")
 
 
+def _identity_threshold(result) -> float | None:
+    from curate.analysis.identity import dataset_identity
+
+    return dataset_identity(result.context).get("threshold")
+
+
+TEXT_COLOUR = {"error": "#ff2d2d", "warning": "#ff9f1a", "info": "#8fa3b8"}
+
+
+def _text_boxes(rec: dict[str, Any]) -> str:
+    """Burned-in text regions (image.text-overlay), always drawn: a watermark must be seen at a glance."""
+    w, h = _num(rec.get("width")), _num(rec.get("height"))
+    text = rec.get("text")
+    regions = text.get("regions") if isinstance(text, dict) else None
+    if not w or not h or not isinstance(regions, list) or not regions:
+        return ""
+    unit = max(w, h) / 200
+    parts = []
+    for r in regions:
+        box = r.get("box") if isinstance(r, dict) else None
+        if not (isinstance(box, list) and len(box) == 4 and all(_num(v) is not None for v in box)):
+            continue
+        x0, y0, x1, y1 = (float(v) for v in box)
+        colour = TEXT_COLOUR.get(str(r.get("severity")), "#8fa3b8")
+        label = escape(f'{r.get("kind", "text")}: {r.get("text") or "unreadable"}')
+        parts.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" fill="none" '
+                     f'stroke="{colour}" stroke-width="{1.8 * unit:.1f}" stroke-dasharray="{4 * unit:.1f} '
+                     f'{2 * unit:.1f}"><title>{label}</title></rect>')
+    if not parts:
+        return ""
+    return (f'<svg class="textboxes" viewBox="0 0 {w:.0f} {h:.0f}" preserveAspectRatio="none" role="img" '
+            f'aria-label="text regions">' + "".join(parts) + "</svg>")
+
+
 class _Page:
     """Accumulates the HTML; thumbnails are defined once as CSS classes and reused everywhere."""
 
@@ -224,6 +244,9 @@ class _Page:
             self.css_class[rec["rel"]] = f"t{i}"
             if t is not None and not (_num(rec.get("width")) and _num(rec.get("height"))):
                 rec["width"], rec["height"] = t[3], t[4]
+        from curate.report.faces import FaceChips
+
+        self.faces = FaceChips(records, _identity_threshold(result))
         self.by_key: dict[str, list[Diagnostic]] = defaultdict(list)
         self.dataset_level: list[Diagnostic] = []
         keys = {rec["key"] for rec in records}
@@ -240,6 +263,7 @@ class _Page:
         for rel, t in self.thumbs.items():
             if t is not None:
                 out.append(f'.{self.css_class[rel]}{{background-image:url("data:image/jpeg;base64,{t[0]}")}}')
+        out.append(self.faces.css())
         return "\n".join(out)
 
     def mini(self, rec: dict[str, Any]) -> str:
@@ -285,11 +309,15 @@ class _Page:
         )
 
     def composition(self) -> str:
-        comp = composition(self.records)
-        counts, framed = comp["counts"], comp["framed"]
+        from curate.composition import NOUN, pct
+
+        comp = composition(self.records, self.result.context.config)
+        counts = Counter(framing_of(r) for r in self.records)
+        framed = comp.framed_images
         parts = ['<section id="composition"><h2>Composition</h2>']
         parts.append('<div class="sub small">Target: a third each of close-ups, half-body and full-body shots '
-                     'of the photos with a person in them (dashed lines mark ⅓ and ⅔).</div>')
+                     'of the photos with a person in them (dashed lines mark ⅓ and ⅔). Shares count repeats, '
+                     'as training does.</div>')
         total = sum(counts.values())
         if total:
             order = (*FRAMED, "none", "unknown")
@@ -306,23 +334,27 @@ class _Page:
         parts.append(f'<div class="bar-wrap"><div class="bar">{segs}</div>{markers}</div>')
         rows = []
         missing = []
-        for r in comp["rows"]:
-            k = r["key"]
+        for k in FRAMED:
             label = LABEL[k]
-            if r["status"] == "low":
-                status = f'<span class="status-low">short: add ~{r["delta"]}</span>'
-                missing.append(f'~{r["delta"]} {label.lower()} shot{"s" if r["delta"] != 1 else ""}')
-            elif r["status"] == "high":
-                status = f'<span class="status-high">over by ~{r["delta"]}</span>'
-            elif r["status"] == "ok":
+            state = comp.status(k)
+            if state == "low":
+                need, ideal = comp.to_add(k), comp.to_add(k, comp.targets[k])
+                more = f" ({ideal} for {pct(comp.targets[k])})" if ideal > need else ""
+                status = f'<span class="status-low">short: add {need}{more}</span>'
+                missing.append(f"{need} {NOUN[k]} photo{'s' if need != 1 else ''}")
+            elif state == "high":
+                status = f'<span class="status-high">over {pct(comp.ceiling(k))}</span>'
+            elif state == "ok":
                 status = '<span class="status-ok">on target</span>'
             else:
                 status = '<span class="sub">n/a</span>'
+            images = f"{comp.counts[k]}" + (f' <span class="sub small">×{comp.weights[k]} with repeats</span>'
+                                            if comp.weighted else "")
             rows.append(f'<tr><td><span class="dot {k}"></span>{label} <span class="sub small">'
                         f'{escape(dict((a, c) for a, _, c in FRAMINGS)[k])}</span></td>'
-                        f'<td class="num">{r["count"]}</td>'
-                        f'<td class="num">{_fmt_pct(r["share"]) if framed else "–"}</td>'
-                        f'<td class="num">33%</td><td>{status}</td></tr>')
+                        f'<td class="num">{images}</td>'
+                        f'<td class="num">{pct(comp.shares[k]) if framed else "–"}</td>'
+                        f'<td class="num">{pct(comp.targets[k])}</td><td>{status}</td></tr>')
         for k in ("none", "unknown"):
             if counts[k]:
                 rows.append(f'<tr><td><span class="dot {k}"></span>{LABEL[k]}</td><td class="num">{counts[k]}</td>'
@@ -332,9 +364,10 @@ class _Page:
                      '<th class="num">Share</th><th class="num">Target</th><th>Status</th></tr></thead><tbody>'
                      + "".join(rows) + "</tbody></table>")
         if missing:
-            parts.append(f'<p class="missing"><b>Missing:</b> {", ".join(missing)} to reach a third each.</p>')
+            parts.append(f'<p class="missing"><b>Missing:</b> {", ".join(missing)}, to reach at least '
+                         f'{pct(min(comp.floor(k) for k in comp.short))} each (the dataset.composition threshold).</p>')
         elif framed:
-            parts.append('<p class="sub">Each framing is within 8 points of a third.</p>')
+            parts.append(f'<p class="sub">Each framing is within {100 * comp.tolerance:.0f} points of its target.</p>')
         if self.note:
             parts.append(f'<p class="sub small">{escape(self.note)}.</p>')
         parts.append("</section>")
@@ -347,9 +380,12 @@ class _Page:
         if not groups:
             out.append('<p class="sub">Not analysed for this dataset.</p></div>')
             return "".join(out)
-        effective = math.exp(-sum(len(g) / total * math.log(len(g) / total) for _, g in groups))
+        from curate.analysis.variety import effective_number
+
+        effective = effective_number([len(g) for _, g in groups])
         out.append(f'<p class="sub small">{_plural(len(groups), "cluster")} over {_plural(total, "image")} '
-                   f'(effective number {effective:.1f}). {escape(explain)}</p>')
+                   f'(effective number {effective}: {_plural(len(groups), "equally common setup")} would give '
+                   f'{len(groups)}, one dominant setup gives close to 1). {escape(explain)}</p>')
         # a long tail of one-image clusters says "all different"; one row says it better than many
         singles = [g[0] for _, g in groups if len(g) == 1]
         rows = [(label, members, False) for label, members in groups if len(members) > 1 or len(singles) < 3]
@@ -404,7 +440,7 @@ class _Page:
             scale = min(1.0, DISPLAY_MAX / max(t[1], t[2]))
             w, h = round(t[1] * scale), round(t[2] * scale)
             thumb = (f'<div class="thumb {self.css_class[rec["rel"]]}" style="width:{w}px;height:{h}px" role="img" '
-                     f'aria-label="{name}">{_overlay(rec)}</div>')
+                     f'aria-label="{name}">{_overlay(rec)}{_text_boxes(rec)}</div>')
         else:
             thumb = (f'<div class="thumb broken" style="width:{DISPLAY_MAX}px;height:{DISPLAY_MAX * 2 // 3}px">'
                      'image could not be read</div>')
@@ -433,6 +469,11 @@ class _Page:
         if isinstance(bg, dict) and bg.get("cluster") is not None:
             n = bg["cluster"] + 1 if isinstance(bg["cluster"], int) else bg["cluster"]
             chips.append(f'<span class="chip">background {escape(str(n))}</span>')
+        text = rec.get("text")
+        if isinstance(text, dict) and text.get("regions"):
+            n_text = len(text["regions"])
+            chips.append(f'<span class="chip text-{escape(str(text.get("worst")))}">{_plural(n_text, "text region")}'
+                         f' · {_fmt_pct(float(text.get("coverage") or 0))}</span>')
         repeats = _num(rec.get("repeats"))
         if repeats is not None and repeats != 1:
             chips.append(f'<span class="chip">×{int(repeats)} repeats</span>')
@@ -447,7 +488,7 @@ class _Page:
         text = escape(f'{rec["path"]} {cap or ""}'.lower())
         return (f'<article class="card sev-{sev}" data-sev="{sev}" data-text="{text}">{thumb}'
                 f'<div class="info"><div class="name" title="{escape(rec["path"])}">{name}</div>'
-                f'<div class="meta">{"".join(chips)}</div>'
+                f'<div class="meta">{self.faces.card_html(rec)}{"".join(chips)}</div>'
                 f'{caption}{body}</div></article>')
 
     def grid(self) -> str:
@@ -506,7 +547,7 @@ class _Page:
             f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>{escape(title)}</title><style>{CSS}\n{self.thumb_css()}</style></head>'
-            f'<body><main>{self.header()}{self.composition()}{self.variety()}{self.grid()}{self.dataset_section()}'
+            f'<body><main>{self.header()}{self.composition()}{self.variety()}{self.faces.strip()}{self.grid()}{self.dataset_section()}'
             f'<footer>klint {escape(__version__)} · {stamp}</footer></main><script>{JS}</script></body></html>\n'
         )
 

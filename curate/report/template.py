@@ -94,6 +94,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
   background-position: center; background-color: #e9edf1; align-self: flex-start; }
 .thumb svg { position: absolute; inset: 0; width: 100%; height: 100%; display: none; }
 body.overlay .thumb svg { display: block; }
+.thumb svg.textboxes { display: block; }
 .thumb.broken { display: flex; align-items: center; justify-content: center; color: var(--muted); font-size: 12px; }
 .info { flex: 1 1 auto; min-width: 0; }
 .name { font-weight: 600; word-break: break-all; }

@@ -22,17 +22,23 @@ def chat_text(tokenizer, prompt: str) -> str:
 
 @contextlib.contextmanager
 def _truncated(text_encoder, n_layers: int):
-    """Run only the first `n_layers` decoder layers; the rest cannot affect the states we read."""
+    """Run only the first `n_layers` decoder layers; the rest cannot affect the states we read.
+
+    Through the config's layer count (Qwen3's forward loops over `layers[:num_hidden_layers]`),
+    never by swapping the layer list: transformers installs its hidden-state hooks once, on the
+    layers present at the first call, and a later full forward would then miss the rest.
+    """
     inner = getattr(text_encoder, "model", text_encoder)
-    layers = inner.layers
-    if n_layers >= len(layers):
+    cfg = inner.config
+    if n_layers >= cfg.num_hidden_layers:
         yield
         return
-    inner.layers = layers[:n_layers]
+    full = cfg.num_hidden_layers
+    cfg.num_hidden_layers = n_layers
     try:
         yield
     finally:
-        inner.layers = layers
+        cfg.num_hidden_layers = full
 
 
 @torch.no_grad()

@@ -56,12 +56,12 @@ def build_tokenizer():
     return fast
 
 
-def build_text_encoder(vocab_size: int, seed: int = 0):
+def build_text_encoder(vocab_size: int, seed: int = 0, num_layers: int = TEXT_LAYERS):
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
     cfg = Qwen3Config(
-        vocab_size=vocab_size, hidden_size=TEXT_HIDDEN, intermediate_size=32, num_hidden_layers=TEXT_LAYERS,
+        vocab_size=vocab_size, hidden_size=TEXT_HIDDEN, intermediate_size=32, num_hidden_layers=num_layers,
         num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=1024,
         tie_word_embeddings=True,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.analysis.caption import analyse_texts
+from curate.analysis.caption import analyse_texts, reported_spans
 from curate.analysis.text import estimate_tokens, find_trigger, framing_terms, template_overhead, tidy
 from curate.config import Config
 from curate.engine.runner import lint_dataset
@@ -46,18 +46,54 @@ def labelled():
     return rows, analyse_texts([r["caption"] for r in rows], trigger="jane_doe")
 
 
+def _pr(rows, results):
+    got = [bool(reported_spans(res["face_spans"])) for res in results]
+    tp = sum(g and r["face"] for r, g in zip(rows, got))
+    fp = sum(g and not r["face"] for r, g in zip(rows, got))
+    fn = sum(not g and r["face"] for r, g in zip(rows, got))
+    return tp / (tp + fp), tp / (tp + fn)
+
+
 def test_labelled_set_precision_recall(labelled):
     rows, results = labelled
-    assert len(rows) >= 80
-    styles = {"booru": sum("1girl" in r["caption"] or "1boy" in r["caption"] for r in rows),
-              "negatives": sum(not r["face"] for r in rows)}
-    assert styles["booru"] >= 5 and styles["negatives"] >= 40
-    tp = sum(bool(res["face_spans"]) and r["face"] for r, res in zip(rows, results))
-    fp = sum(bool(res["face_spans"]) and not r["face"] for r, res in zip(rows, results))
-    fn = sum(not res["face_spans"] and r["face"] for r, res in zip(rows, results))
-    precision, recall = tp / (tp + fp), tp / (tp + fn)
+    assert len(rows) >= 300
+    styles = {s: sum(r.get("style") == s for r in rows) for s in
+              ("wd14", "vlm", "blip", "human", "caps", "title", "weights", "typo", "hyphen")}
+    assert min(styles.values()) >= 5, styles
+    assert sum(not r["face"] for r in rows) >= 120
+    precision, recall = _pr(rows, results)
+    assert precision >= 0.97, precision
+    assert recall >= 0.97, recall
+
+
+def test_untuned_split_precision_recall(labelled):
+    rows, results = labelled
+    pick = [i for i, r in enumerate(rows) if r.get("split") == "untuned"]
+    assert len(pick) >= 50
+    precision, recall = _pr([rows[i] for i in pick], [results[i] for i in pick])
     assert precision >= 0.95, precision
     assert recall >= 0.95, recall
+
+
+@pytest.mark.parametrize("caption,found", [
+    # whose feature: the subject's, or someone else's
+    ("a woman with green eyes sitting by a window", ["green eyes"]),
+    ("jane_doe, half body, holding a kitten with blue eyes", []),
+    ("jane_doe and her uncle, who has a thick grey beard, at a bus stop", []),
+    ("jane_doe, full body shot, walking past a bald man", []),
+    ("The woman, jane_doe, has a dimple in her chin.", ["dimple in her chin"]),
+    # case, weighting, typos, comparatives
+    ("JANE_DOE, HALF BODY, GREEN EYES", ["GREEN EYES"]),
+    ("Jane_doe, Half Body, Freckles, Denim", ["Freckles"]),
+    ("jane_doe, ((short hair:1.2)), park", ["short hair"]),
+    ("jane_doe, mooles, close portrait", ["mooles"]),
+    ("jane_doe, teddy bear, close portrait", []),
+    ("jane_doe, close portrait, curlier hair", ["curlier hair"]),
+    ("jane_doe, half body, 50 years old, office", []),
+])
+def test_face_description_patterns(caption, found):
+    (res,) = analyse_texts([caption], trigger="jane_doe")
+    assert [s["text"] for s in reported_spans(res["face_spans"])] == found
 
 
 def test_face_spans_carry_offsets(labelled):
@@ -287,3 +323,22 @@ def test_trigger_move_lowercases_a_sentence_start(tmp_path, text, expected):
     root = ds(tmp_path, {"a": text})
     fix_dataset(root, cfg(trigger="jane_doe", select=("KL505",)))
     assert (root / "a.txt").read_text() == expected
+
+
+@pytest.mark.parametrize("caption,fixed", [
+    # tags: the whole tag goes, no stray part noun is left behind
+    ("jane_doe, freckled face, smiling, park", "jane_doe, smiling, park"),
+    ("jane_doe, close portrait, (freckled face:1.2), smiling", "jane_doe, close portrait, smiling"),
+    ("JANE_DOE, FRECKLED FACE, SMILING", "JANE_DOE, SMILING"),
+    # prose: sentences stay sentences
+    ("a photo of jane_doe with a freckled face smiling in a park", "a photo of jane_doe smiling in a park"),
+    ("A photo of jane_doe. She has a freckled face and green eyes, and she is smiling.",
+     "A photo of jane_doe. She is smiling."),
+    ("She has green eyes. jane_doe smiles at the camera.", "jane_doe smiles at the camera."),
+    ("a woman with a wrinkled face and a wide smile, jane_doe", "a woman with a wide smile, jane_doe"),
+    ("jane_doe with a round face and a red scarf, outdoors", "jane_doe with a red scarf, outdoors"),
+])
+def test_face_fix_leaves_a_caption_a_person_would_write(tmp_path, caption, fixed):
+    root = ds(tmp_path, {"a": caption})
+    fix_dataset(root, cfg(select=("KL507",)), unsafe=True)
+    assert (root / "a.txt").read_text() == fixed

@@ -41,8 +41,8 @@ def test_exit_codes_and_concise_output(ds):
     assert r.exit_code == 1, r.stderr
     lines = r.stdout.splitlines()
     assert f"{ds}/a.txt: TST001 [*] warning: caption has capitals (test.lowercase)" in lines
-    assert f"{ds}/a.txt: TST002 [-] caption says ping (test.ping)" in lines
-    assert f"{ds}/c.png: KL501 no caption: expected c.txt beside the image (caption.missing)" in lines
+    assert f"{ds}/a.txt: TST002 [-] error: caption says ping (test.ping)" in lines
+    assert f"{ds}/c.png: KL501 error: no caption: expected c.txt beside the image (caption.missing)" in lines
     assert "[*] 1 fixable with `klint fix`." in lines
     assert "[-] 1 more fixable with `klint fix --unsafe-fixes`." in lines
     assert cli([str(ds), "--exit-zero"]).exit_code == 0

@@ -145,5 +145,6 @@ def test_crops_only_plan_says_what_to_add():
     recs = [Record(rel=r, framing=g) for g, rels in _groups(8, 2, 2).items() for r in rels]
     plan = make_plan(recs, "crops", resolution=1024)  # no keypoints: every crop is refused
     assert not plan.crops and plan.refusals
-    assert {s.group: s.minimum for s in plan.shortfalls} == {"half": 6, "full": 6}
+    # 8/2/2 at x1: 2 more of each lifts 2/12 to 4/14 = 28.6%, within 0.05 of a third (3 reach it)
+    assert {s.group: (s.minimum, s.ideal) for s in plan.shortfalls} == {"half": (2, 3), "full": (2, 3)}
     assert not plan.balanced()

@@ -84,7 +84,7 @@ def test_labelled_report_renders(report_ds, tmp_path):
         assert heading in body
     assert "Framing not analysed" not in body
     assert "Close-up 3" in body and "Half-body 2" in body and "Full-body 3" in body
-    assert "Missing: ~1 half-body shot" in body
+    assert "Each framing is within 13 points of its target" in body  # 2 of 8 is over the 20.3% cut
     for code in ("KL501", "KL503", "caption.missing", "caption.orphan"):
         assert code in body
     assert '&lt;script&gt;document.title="pwned"&lt;/script&gt;' in dom

@@ -58,8 +58,9 @@ def test_composition_bar_and_what_is_missing(labelled_html):
     comp = _between(labelled_html, 'id="composition"', "</section>")
     assert ">Close-up 3</div>" in comp and ">Half-body 2</div>" in comp and ">Full-body 3</div>" in comp
     assert comp.count('class="target"') == 2  # the 1/3 and 2/3 markers
-    assert "short: add ~1" in comp
-    assert "<b>Missing:</b> ~1 half-body shot to reach a third each" in comp
+    # 2 of 8 half-body is 25.0%: over dataset.composition's 20.3% threshold, so on target as in lint
+    assert "short" not in comp and comp.count("on target") == 3
+    assert "25.0%" in comp and "Each framing is within 13 points of its target" in comp
 
 
 def test_diagnostics_sit_beside_their_image(result, labelled_html):
@@ -122,13 +123,15 @@ def test_a_dominating_cluster_is_highlighted(result):
 def test_composition_counts_and_deficits():
     recs = [{"framing": f} for f in ["close"] * 6 + ["half"] + ["full"] + ["none"] * 2 + [None]]
     comp = composition(recs)
-    rows = {r["key"]: r for r in comp["rows"]}
-    assert comp["framed"] == 8 and comp["counts"]["none"] == 2 and comp["counts"]["unknown"] == 1
-    assert rows["close"]["status"] == "high" and rows["close"]["delta"] == 3
-    # (1 + k) / (8 + k) >= 1/3 first holds at k = 3 (4/11); at k = 2 it is 3/10
-    assert rows["half"]["status"] == "low" and rows["half"]["delta"] == 3
+    assert comp.framed_images == 8 and comp.counts["none"] == 3  # unknown framing counts as none
+    assert comp.status("close") == "high"
+    # (1 + k) / (8 + k) >= 1/3 - 0.13 first holds at k = 1 (2/9 = 22.2%); a full third takes 3 (4/11)
+    assert comp.status("half") == "low" and comp.to_add("half") == 1 and comp.to_add("half", 1 / 3) == 3
+    # repeats count: x3 on the half-body photo makes it 3 of 10
+    weighted = composition([{**r, "repeats": 3} if r["framing"] == "half" else r for r in recs])
+    assert weighted.shares["half"] == pytest.approx(0.3) and weighted.status("half") == "ok"
     balanced = composition([{"framing": f} for f in ["close", "half", "full"] * 4])
-    assert all(r["status"] == "ok" for r in balanced["rows"])
+    assert all(balanced.status(g) == "ok" for g in ("close", "half", "full"))
 
 
 def test_pose_overlay_svg():

@@ -50,7 +50,8 @@ def make_job(root, out, **kw):
     from curate.recipes import get_recipe
     from curate.train_job import TrainItem, TrainJob
 
-    recipe_kw = {k: kw.pop(k) for k in ("steps", "lr", "rank", "alpha", "optimizer", "stage2_steps", "stage2_lr")
+    recipe_kw = {k: kw.pop(k) for k in ("steps", "lr", "rank", "alpha", "optimizer", "stage2_steps", "stage2_lr",
+                                      "max_grad_norm")
                  if k in kw}
     recipe = get_recipe("minimal-4b", **{"steps": 6, "lr": 1e-3, "rank": 4, "alpha": 4, **recipe_kw})
     items = tuple(TrainItem(image=p.resolve(), rel=p.name, caption=p.with_suffix(".txt").read_text(),

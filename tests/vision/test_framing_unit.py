@@ -123,3 +123,68 @@ def test_vendi_and_clusters():
     assert background_summary([h1, h1, h2])["clusters"] == 2
     li = lighting_summary([{"bucket": "a", "brightness": [0, .5, 1], "contrast": 50, "balance": 0, "cct": 6500}] * 3)
     assert li["distinct"] == 1 and li["largest_share"] == 1.0 and li["vendi"] == pytest.approx(1.0)
+
+
+def _pose(kp, w, h):
+    xs, ys = [p[0] for p in kp], [p[1] for p in kp]
+    return {"width": w, "height": h, "max_conf": 0.9,
+            "persons": [{"box": [min(xs), min(ys), max(xs), max(ys)], "conf": 0.9, "kp": kp}]}
+
+
+def test_tiny_figure_is_none_at_the_training_size_and_the_cut_follows_resolution():
+    from curate.analysis.framing import head_px_at
+
+    w, h = 2000, 1500  # a 40 px head in a 3 MP frame: about 24 px at 1024
+    rec = describe(_pose(skeleton(100, w, h), w, h), resolution=1024)
+    assert rec["framing"] == "none" and rec["framing_reason"] == "tiny" and rec["framing_body"] == "full"
+    assert rec["head_px_train"] == pytest.approx(head_px_at(rec["head_height_px"], w, h, 1024), abs=0.1)
+    assert rec["head_px_train"] < 48
+    # the same figure in a frame cropped around it is a usable full-body shot
+    w2, h2 = 400, int(8.2 * H)
+    assert describe(_pose(skeleton(20, w2, h2), w2, h2), resolution=1024)["framing"] == "full"
+    # without a training size (pure pose facts) nothing is cut
+    assert describe(_pose(skeleton(100, w, h), w, h))["framing"] == "full"
+    # a lower threshold keeps it
+    assert describe(_pose(skeleton(100, w, h), w, h), resolution=1024, tiny_px=16)["framing"] == "full"
+
+
+def test_standing_cut_at_the_ankles_is_full():
+    # regression guard: the head-height cut already gets this; the shin rule must not break it
+    h = 7.2 * H  # frame ends just above the ankle joints: the shins are in
+    kp = skeleton(0, 300, h)
+    assert kp[15][2] < 0.5 and kp[13][2] > 0.5
+    assert classify(kp, 300, h)["framing"] == "full"
+    # cut at mid-shin is still a three-quarter (half) shot
+    assert classify(skeleton(0, 300, 6.6 * H), 300, 6.6 * H)["framing"] == "half"
+
+
+def test_seated_figure_with_hidden_feet_is_full():
+    # torso upright, thighs level towards the camera side, shins hang down, feet hidden by a desk
+    # (a seated body is only ~5.8 head-heights tall, so the frame never reaches the standing 7.0 cut)
+    def seated(height):
+        kp = skeleton(0, 400, height)
+        for side, knee, ank in ((11, 13, 15), (12, 14, 16)):
+            hx, hy = kp[side][0], kp[side][1]
+            kp[knee] = [hx + (1.9 * H if side == 12 else -1.9 * H), hy + 0.2 * H, 0.9]
+            kp[ank] = [kp[knee][0], kp[knee][1] + 1.6 * H, 0.1]
+        return kp
+
+    assert classify(seated(5.6 * H), 400, 5.6 * H)["framing"] == "full"
+    # the same seated figure cut just below the knees is half
+    assert classify(seated(4.5 * H), 400, 4.5 * H)["framing"] == "half"
+
+
+@pytest.mark.parametrize("caption,fixed", [
+    ("jane_doe, smiling", "jane_doe, close portrait, smiling"),
+    ("jane_doe", "jane_doe, close portrait"),
+    # prose: never split a sentence; the phrase closes the trigger's clause
+    ("a photo of jane_doe smiling in a park", "a photo of jane_doe smiling in a park, close portrait"),
+    ("A photo of jane_doe. She is smiling.", "A photo of jane_doe, close portrait. She is smiling."),
+    ("jane_doe sits on a bench, reading. The light is soft.",
+     "jane_doe sits on a bench, close portrait, reading. The light is soft."),
+])
+def test_framing_phrase_lands_where_a_person_would_write_it(caption, fixed):
+    import importlib
+
+    insert_framing = importlib.import_module("lint_rules.KL510").insert_framing
+    assert insert_framing(caption, "jane_doe", "close portrait")[0] == fixed

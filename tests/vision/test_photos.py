@@ -50,23 +50,49 @@ def labelled(photos, tmp_path_factory):
     return root, result, {r["rel"]: r for r in inspect_records(result)}
 
 
+def _accuracy(rows, recs):
+    """Share right, an adjacent label counting where the label file marks the photo borderline."""
+    ok = sum(recs[flat(r["path"])]["framing"] in {r["framing"], r.get("borderline") or r["framing"]} for r in rows)
+    return ok / len(rows)
+
+
 def test_framing_accuracy_on_labelled_photos(labelled):
     _, _, recs = labelled
     rows = labels()
-    assert len(rows) >= 40
+    assert len(rows) >= 150
     cm = {t: {p: 0 for p in CLASSES} for t in CLASSES}
     for r in rows:
         cm[r["framing"]][recs[flat(r["path"])]["framing"]] += 1
-    correct = sum(cm[c][c] for c in CLASSES)
-    acc = correct / len(rows)
-    clear = [r for r in rows if "ambiguous" not in r["notes"]]
-    acc_clear = sum(recs[flat(r["path"])]["framing"] == r["framing"] for r in clear) / len(clear)
+    acc = _accuracy(rows, recs)
+    strict = sum(cm[c][c] for c in CLASSES) / len(rows)
     table = "\n".join(f"{t:>6} " + " ".join(f"{cm[t][p]:>5}" for p in CLASSES) for t in CLASSES)
-    print(f"\nframing accuracy {acc:.3f} ({correct}/{len(rows)}), unambiguous {acc_clear:.3f} ({len(clear)})\n"
+    print(f"\nframing accuracy {acc:.3f} (borderline accepted), strict {strict:.3f}, {len(rows)} photos\n"
           f"true\\pred {' '.join(f'{p:>5}' for p in CLASSES)}\n{table}")
-    assert acc >= 0.92, table
+    assert acc >= 0.95, table
+    assert strict >= 0.85, table
     # close and full are never confused with each other
     assert cm["close"]["full"] == 0 and cm["full"]["close"] == 0
+
+
+def test_framing_accuracy_on_untuned_split(labelled):
+    _, _, recs = labelled
+    rows = [r for r in labels() if r["split"] == "untuned"]
+    assert len(rows) >= 30
+    assert _accuracy(rows, recs) >= 0.9
+
+
+def test_tiny_subjects_are_none_and_not_counted(labelled):
+    """Wide broadcast frames: real people, heads under 48 px at 1024 -> framing none, reported by
+    subject.small (not subject.none), and left out of the composition counts."""
+    _, result, recs = labelled
+    clip = [flat(f"mmpose-tests-data/posetrack18/videos/000001_mpiinew_test/00000{i}.jpg") for i in range(5)]
+    for rel in clip:
+        assert recs[rel]["framing"] == "none" and recs[rel]["framing_reason"] == "tiny"
+        assert recs[rel]["people"] >= 1 and recs[rel]["head_px_train"] < 48
+    small = {d.rel for d in result.diagnostics if d.code == "KL303"}
+    none = {d.rel for d in result.diagnostics if d.code == "KL301"}
+    assert set(clip) <= small and not set(clip) & none
+    assert all(recs[rel]["framing"] == "none" for rel in small)
 
 
 def test_single_versus_several_people(labelled):
@@ -96,12 +122,18 @@ def test_inspect_record_contract(labelled):
 
 
 def test_rules_on_real_photos(labelled):
-    _, result, _ = labelled
+    _, result, recs = labelled
     by = {}
     for d in result.diagnostics:
         by.setdefault(d.code, []).append(d)
     toy = flat("mmpose-tests-data/humanart/3D_virtual_human/garage_kits/000000005603.jpg")
-    assert [d.rel for d in by["KL301"]] == [toy]
+    nobody = {d.rel for d in by["KL301"]}
+    assert toy in nobody and {flat("pool/uno/ref1.png"), flat("pool/uno/ref2.png")} <= nobody  # garments
+    # subject.none only where the label says none (or none is an accepted borderline)
+    lab = {flat(r["path"]): r for r in labels()}
+    wrong = [rel for rel in nobody if "none" not in (lab[rel]["framing"], lab[rel]["borderline"])]
+    # known: a dark 224 px face crop and a crowd of fans (the face analysis is the second witness)
+    assert len(wrong) <= 2, wrong
     multi = {d.rel for d in by["KL302"]}
     assert flat("mmpose-tests-data/mhp/10084.jpg") in multi and flat(LECUN) not in multi
     small = {d.rel for d in by["KL303"]}
@@ -109,8 +141,10 @@ def test_rules_on_real_photos(labelled):
     assert flat(HINTON) not in small
     hidden = {d.rel: d.message for d in by["KL304"]}
     assert flat("mmpose-tests-data/deepfasion2/000264.jpg") in hidden and flat(HINTON) not in hidden
-    # composition: 17 close / 12 half / 37+ full -> half-body is short
+    # composition: mostly close-ups -> half-body is short; the counts are inspect's (tiny subjects left out)
     (comp,) = by["KL310"]
+    n = {k: sum(r["framing"] == k for r in recs.values()) for k in ("close", "half", "full")}
+    assert f"{n['close']} close / {n['half']} half / {n['full']} full" in comp.message
     assert "half-body" in comp.message and "add" in comp.message
     # captions: the skier lacks framing words (safe fix), lecun's "full body" contradicts a close-up
     (missing,) = by["KL510"]
@@ -212,3 +246,35 @@ def test_missing_pose_model_is_a_clear_error(photos, tmp_path):
     assert res.exit_code == 2
     assert res.stderr.startswith("klint: error: pose model not found: no-such-pose.pt")
     assert "Traceback" not in res.stderr
+
+
+def test_composition_counts_agree_with_tiny_subjects(photos, tmp_path):
+    """inspect's summary line, the report and dataset.composition count the same photos; the
+    two broadcast frames (people with ~38 px heads at 1024) count as none, not full body."""
+    import re
+
+    from curate.report.builder import collect_records, composition
+
+    picks = {"close": ["pulid-example-inputs/hinton.jpeg", "pulid-example-inputs/lecun.jpg",
+                       "pulid-example-inputs/lifeifei.jpg", "pulid-example-inputs/pengwei.jpg",
+                       "pulid-example-inputs/rihanna.webp"],
+             "half": ["mmpose-tests-data/mpii/004645041.jpg"],
+             "full": ["mmpose-tests-data/coco/000000000785.jpg", "mmpose-tests-data/mpii/060754485.jpg"],
+             "tiny": [f"mmpose-tests-data/posetrack18/videos/000001_mpiinew_test/00000{i}.jpg" for i in (0, 3)]}
+    files = {f"{k}{i}{Path(p).suffix}": photos / p for k, ps in picks.items() for i, p in enumerate(ps)}
+    root = make_dataset(tmp_path / "ds", files, config='trigger = "jane_doe"\n')
+    res = run_cli(["inspect", str(root), "--no-progress"])
+    assert res.exit_code == 0, res.stderr
+    line = re.search(r"(\d+) images: (\d+) close, (\d+) half, (\d+) full, (\d+) none", res.stdout)
+    assert line and tuple(map(int, line.groups())) == (10, 5, 1, 2, 2), res.stdout
+    lint = run_cli(["lint", str(root), "--select", "KL310,KL303,KL301", "--format", "json", "--no-progress"])
+    diags = json.loads(lint.stdout)
+    (comp,) = [d for d in diags if d["code"] == "KL310"]
+    assert "5 close / 1 half / 2 full" in comp["message"]
+    assert sorted(d["path"].rsplit("/", 1)[-1] for d in diags if d["code"] == "KL303") == ["tiny0.jpg", "tiny1.jpg"]
+    assert not [d for d in diags if d["code"] == "KL301"]
+    cfg = load_config(root)
+    result = lint_dataset(root, cfg, rules=[r for r in all_rules() if r.code == "KL310"])
+    recs, _ = collect_records(result)
+    counts = composition(recs)["counts"]
+    assert (counts["close"], counts["half"], counts["full"], counts["none"]) == (5, 1, 2, 2)
