@@ -217,15 +217,17 @@ def test_near_duplicates_keep_the_best(tmp_path, large):
 
 def test_derived_crop_not_reported_against_its_source(tmp_path, large):
     peng = Image.open(large["pengwei"]).convert("RGB")
-    files = {"src.jpg": large["pengwei"],
-             "_klint/derived/src__close.jpg": jpeg_bytes(peng.resize((1080, 1440)), quality=80)}
+    crop = png_bytes(peng.resize((540, 720)))  # klint derives PNGs named <name>__close.png
+    files = {"src.jpg": large["pengwei"], "_klint/derived/src__close.png": crop}
     root = make_dataset(tmp_path / "d", files)
     cfg = Config(select=["KL202"])
     before = lint_dataset(root, cfg, use_cache=False)
-    assert [d.rel for d in before.diagnostics] == ["_klint/derived/src__close.jpg"]  # control: it is a look-alike
+    assert [d.rel for d in before.diagnostics] == ["_klint/derived/src__close.png"]  # control: it is a look-alike
+    from curate.dataset.derived import sha256
+
     (root / MANIFEST).write_text(json.dumps({"version": 1, "items": [
-        {"path": "_klint/derived/src__close.jpg", "source": "src.jpg", "box": [0, 0, 2160, 2880],
-         "framing": "close"}]}))
+        {"path": "_klint/derived/src__close.png", "source": "src.jpg", "box": [0, 0, 2160, 2880],
+         "framing": "close", "sha256": sha256(crop)}]}))
     assert lint_dataset(root, cfg, use_cache=False).diagnostics == []
 
 
