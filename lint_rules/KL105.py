@@ -1,4 +1,4 @@
-from curate.analysis.imagestats import badly_exposed, readable_images
+from curate.analysis.imagestats import badly_exposed, low_contrast, readable_images
 from curate.engine.rule import Rule
 
 
@@ -17,7 +17,8 @@ class KL105(Rule):
     Fix safety: no fix. Severity: warning. Detection: mode L/LA/I, or per-pixel channel
     spread with mean <= 6 and 99th percentile <= 24 levels (a palette B&W scan measured 4.9
     and 14; the least colourful colour photo in the test set 5.0 and 70). Images KL107 finds
-    too dark or blown out are left to it: they have no colour left to judge.
+    too dark or blown out are left to it: they have no colour left to judge; RGB images
+    KL111 finds low in contrast are left to it (a flat colour photo has little spread).
 
     Options: none.
     """
@@ -30,7 +31,7 @@ class KL105(Rule):
 
     def check(self, ctx, opts):
         for item, rec in readable_images(ctx):
-            if not rec.get("grayscale") or badly_exposed(rec):
+            if not rec.get("grayscale") or badly_exposed(rec) or (low_contrast(rec) and not _stored_gray(rec)):
                 continue
             mode = rec.get("mode")
             if mode in ("1", "L", "LA", "I", "I;16", "F"):
@@ -39,3 +40,7 @@ class KL105(Rule):
                 how = f"black-and-white photo stored as {mode} (colour spread {rec.get('chroma_mean', 0):g} levels)"
             yield self.diag(ctx, item.rel_image, f"{how}: the trigger learns \"monochrome\"; use the colour "
                             f"original or caption it \"black and white photo\"")
+
+
+def _stored_gray(rec) -> bool:
+    return rec.get("mode") in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")

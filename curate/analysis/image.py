@@ -21,6 +21,8 @@ DRAFT_MIN_SIDE = 384
 # Blur is judged on the sharpest cell of a GRID x GRID split: a portrait with a sharp face
 # and a creamy bokeh background is in focus where it matters.
 GRID = 4
+# centre crops (fraction of each side kept) whose hashes are stored for crop look-alikes
+CROP_KEEPS = (0.9, 0.85, 0.8)
 
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "JPEG"),
@@ -44,7 +46,7 @@ _LFS_HEAD = b"version https://git-lfs.github.com/spec/v1"
 
 class ImageAnalysis(Analysis):
     name = "image"
-    version = "3"
+    version = "4"
     scope = "image"
 
     def run_batch(self, items, ctx, advance):
@@ -219,8 +221,44 @@ def _measure(im, rec: dict[str, Any]) -> None:
 
     gray = np.asarray(rgb.convert("L"), dtype=np.float32)
     rec.update(_sharpness(gray))
+    rec.update(_tones(lum.reshape(rgb.height, rgb.width) if alpha is None else None, gray))
     rec["phash"] = _phash(rgb)
     rec["dhash"] = _dhash(rgb)
+    mirror = rgb.transpose(Image.FLIP_LEFT_RIGHT)
+    rec["phash_mirror"] = _phash(mirror)
+    rec["dhash_mirror"] = _dhash(mirror)
+    # hashes of the centre at 90%, 85% and 80% of each side: a cropped copy matches its source's
+    # centre hash closely although whole-image hashes drift 8-14 bits apart (as far as
+    # distinct shots from one studio)
+    crops = []
+    for keep in CROP_KEEPS:
+        mx, my = round(rgb.width * (1 - keep) / 2), round(rgb.height * (1 - keep) / 2)
+        centre = rgb.crop((mx, my, rgb.width - mx, rgb.height - my))
+        crops.append([_phash(centre), _dhash(centre)])
+    rec["crop_hashes"] = crops
+
+
+def _tones(lum, gray) -> dict[str, Any]:
+    """Tonal facts that need the pixel layout: the subject's highlights and the grey-level entropy."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    hist = np.bincount(gray.astype(np.uint8).reshape(-1), minlength=256).astype(np.float64)
+    prob = hist[hist > 0] / hist.sum()
+    out["entropy"] = round(float(-(prob * np.log2(prob)).sum()), 3)
+    if lum is None or min(lum.shape) < 16:
+        return out
+    h, w = lum.shape
+    ring = max(1, min(h, w) // 20)
+    border = np.concatenate([lum[:ring].reshape(-1), lum[-ring:].reshape(-1), lum[:, :ring].reshape(-1),
+                             lum[:, -ring:].reshape(-1)])
+    centre = lum[h // 10:h * 8 // 10, w // 5:w * 4 // 5].reshape(-1)
+    out["border_clip"] = round(float(np.count_nonzero(border >= 0.98)) / border.size, 4)
+    out["centre_clip"] = round(float(np.count_nonzero(centre >= 0.98)) / centre.size, 4)
+    kept = centre[centre < 0.98]
+    out["centre_rest_p50"] = round(float(np.median(kept)), 4) if kept.size >= 0.02 * centre.size else 1.0
+    out["centre_rest_p10"] = round(float(np.percentile(kept, 10)), 4) if kept.size >= 0.02 * centre.size else 1.0
+    return out
 
 
 def full_range(mode: str, arr) -> float:
@@ -252,6 +290,22 @@ def _sharpness(gray) -> dict[str, Any]:
     out["lap_var_max"] = round(cells[-1], 2)
     # the second-sharpest cell guards against one noisy or text-filled corner
     out["lap_var_2nd"] = round(cells[-2] if len(cells) > 1 else cells[-1], 2)
+    # direction of the remaining detail: second differences along four directions over the
+    # four sharpest cells. Motion blur averages along its streak, which flattens the second
+    # difference along it far more than across it, so the weakest direction's energy falls
+    # to a few percent of the strongest (clean photos kept >= 10%)
+    c = gray[1:-1, 1:-1]
+    dirs = (gray[1:-1, :-2] + gray[1:-1, 2:] - 2 * c, gray[:-2, 1:-1] + gray[2:, 1:-1] - 2 * c,
+            gray[:-2, :-2] + gray[2:, 2:] - 2 * c, gray[:-2, 2:] + gray[2:, :-2] - 2 * c)
+    energy = []
+    for i in range(g):
+        for j in range(g):
+            sl = (slice(i * lh // g, (i + 1) * lh // g), slice(j * lw // g, (j + 1) * lw // g))
+            e = [float((d[sl] * d[sl]).mean()) for d in dirs]
+            energy.append((sum(e), e))
+    energy.sort(key=lambda x: -x[0])
+    top = [sum(e[k] for _, e in energy[:max(1, len(energy) // 4)]) for k in range(4)]
+    out["direction_ratio"] = round(min(top) / max(top), 4) if max(top) > 0 else 1.0
     return out
 
 
@@ -297,6 +351,29 @@ def _dhash(rgb, hash_size: int = 8) -> str:
 
     px = np.asarray(rgb.convert("L").resize((hash_size + 1, hash_size), Image.LANCZOS))
     return _bits_hex(px[:, 1:] > px[:, :-1])
+
+
+def full_pixel_hash(path) -> str | None:
+    """The pixel hash of a full-resolution decode (no draft scaling), None when it cannot be decoded.
+
+    Only the exact-duplicate check calls it, for the few files whose draft-scale facts already
+    match another file's: a JPEG and a PNG re-save of it then compare pixel for pixel.
+    """
+    import hashlib
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                h = hashlib.sha1(f"{im.mode}:{im.width}x{im.height}:".encode())
+                h.update(im.tobytes())
+                return h.hexdigest()
+    except Exception:  # an undecodable file is KL101's, never an exact copy
+        return None
 
 
 def hamming(a: str, b: str) -> int:
