@@ -2,16 +2,24 @@
 
 Keys (stable): path, rel, width, height, framing, framing_confidence, people, repeats,
 subject_box, subject_fraction, face_visible, head_height_px, keypoints, lighting, background,
+<<<<<<< HEAD
 caption, replaced_by (the clean crop that trains in its place, else null), text (burned-in text: judged regions with box/text/conf/where/kind/severity, coverage,
 worst); extras: face_reason, extent_visible, extent_frame, others, error, head_px_train (head height at
 the training resolution), framing_reason (why `none`: no person, too little body, tiny).
+=======
+caption, face (box, height_px, sharpness, yaw, identity_distance, reason); extras: face_reason, extent_visible, extent_frame, others, error.
+>>>>>>> faces
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+<<<<<<< HEAD
 VISION = ("image", "pose", "framing", "scene", "ocr")
+=======
+VISION = ("image", "pose", "face", "framing", "scene")
+>>>>>>> faces
 
 
 def ensure_vision(result, use_cache: bool = True) -> None:
@@ -37,6 +45,7 @@ def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
     ctx = result.context
     ds = ctx.dataset
     variety = dataset_variety(ctx)
+    faces = face_records(ctx)
     repeats = ctx.config.repeats or {}
     from curate.dataset.derived import replacements
 
@@ -71,6 +80,7 @@ def inspect_records(result, *, use_cache: bool = True) -> list[dict[str, Any]]:
             "lighting": scene.get("lighting"),
             "background": None,
             "caption": item.caption_text,
+            "face": faces.get(rel),
         }
         if scene.get("background"):
             bg = {k: v for k, v in scene["background"].items() if k != "hist"}
@@ -101,4 +111,31 @@ def summary(records: list[dict[str, Any]], variety: dict[str, Any] | None = None
                            "effective": effective_number(list(li["buckets"].values())), "buckets": li["buckets"]}
         out["background"] = {"clusters": bg["clusters"], "largest_share": bg["largest_share"],
                              "effective": effective_number(bg["sizes"])}
+    return out
+
+
+def face_records(ctx) -> dict[str, dict[str, Any]]:
+    """rel -> the `face` field of an inspect record (also what the report shows)."""
+    from curate.analysis.face import subject_face, train_scale, yaw_class
+    from curate.analysis.face_framing import face_head_px
+    from curate.analysis.identity import dataset_identity
+
+    ident = dataset_identity(ctx)
+    out = {}
+    for item in ctx.dataset.images:
+        res = ctx.result("face", item)
+        if not isinstance(res, dict):
+            continue
+        pose = ctx.result("pose", item) or {}
+        face = subject_face(ctx, item)
+        rec: dict[str, Any] = {"box": None, "height_px": None, "head_px": None, "sharpness": None,
+                               "yaw": yaw_class(ctx, item), "identity_distance": None, "reason": res.get("reason"),
+                               "faces": len(res.get("faces") or [])}
+        if face:
+            scale = train_scale(ctx.config.resolution, pose["width"], pose["height"]) if pose else 1.0
+            rec.update(box=face["box"], height_px=round((face["box"][3] - face["box"][1]) * scale, 1),
+                       head_px=round(face_head_px(face) * scale, 1), sharpness=face.get("sharpness"),
+                       exposure=face.get("exposure"), yaw_offset=face.get("yaw_offset"),
+                       identity_distance=ident["distance"].get(item.rel_image))
+        out[item.rel_image] = rec
     return out

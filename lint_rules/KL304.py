@@ -8,6 +8,11 @@ class KL304(Rule):
     a crop that cuts the face off teaches the trigger the clothes and body but not who it is.
     A few such photos are fine for body variety; many dilute the identity.
 
+    How: two witnesses. Pose keypoints say where the head is and whether eyes, nose and ears
+    show; the face analysis then scans that head. A face the detector finds on the subject's head
+    is visible whatever the keypoints said; a head where pose saw no eyes or nose and the
+    detector finds no face either is reported with pose's reason.
+
     Example: a mirror selfie with the phone in front of the face.
 
     Use instead: photos where the face is visible (profile is fine); keep turned-away shots few.
@@ -21,12 +26,16 @@ class KL304(Rule):
     name = "subject.face-hidden"
     groups = ("all", "subject")
     severity = "warning"
-    needs = ("framing",)
+    needs = ("framing", "face")
 
     def check(self, ctx, opts):
+        from curate.analysis.face import subject_face
+
         for item in ctx.dataset.images:
             fr = ctx.result("framing", item)
             if not fr or fr.get("framing") == "none" or fr.get("face_visible") is not False:
                 continue
+            if subject_face(ctx, item):
+                continue  # the face detector found it: pose's keypoints were unsure
             reason = fr.get("face_reason") or "not visible"
             yield self.diag(ctx, item.rel_image, f"subject's face is {reason}", value=reason)

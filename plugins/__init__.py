@@ -24,9 +24,3 @@ def klint_register_backends(registry):
                               "no BiSeNet face parsing: the EVA input is the aligned grey face, "
                               "background not whitened"))
 
-
-@hookimpl(specname="klint_get_analyses")
-def _pulid_face_analysis():
-    from plugins.pulid.analysis import FaceAnalysis
-
-    return [FaceAnalysis()]

@@ -11,12 +11,13 @@ from curate.cli.common import echo_out, resolve_targets, show_progress
 
 
 def _table(records, summary) -> str:
-    head = ("path", "framing", "conf", "people", "repeats", "face", "subject", "lighting", "bg")
+    head = ("path", "framing", "conf", "people", "repeats", "face", "identity", "subject", "lighting", "bg")
     rows = []
     for r in records:
         face = {True: "yes", False: f"no ({r.get('face_reason') or '?'})", None: "-"}[r.get("face_visible")]
         rows.append((
             r["path"], r["framing"], f"{r['framing_confidence']:.2f}", str(r["people"]), str(r["repeats"]), face,
+            _identity_cell(r.get("face")),
             f"{100 * (r.get('subject_fraction') or 0):.0f}%",
             (r.get("lighting") or {}).get("bucket", "-"),
             "-" if not r.get("background") or r["background"].get("cluster") is None else str(r["background"]["cluster"]),
@@ -42,6 +43,11 @@ def _table(records, summary) -> str:
         lines.append(f"backgrounds: {bg['clusters']}, effective number {bg['effective']} "
                      f"(largest {100 * bg['largest_share']:.0f}%)")
     return "\n".join(lines) + "\n"
+
+
+def _identity_cell(face) -> str:
+    d = (face or {}).get("identity_distance")
+    return "-" if d is None else f"{d:.2f}"
 
 
 @click.command("inspect")

@@ -1,4 +1,4 @@
-"""A pre-commit re-lint of an unchanged dataset must not load torch, ultralytics or spaCy."""
+"""A pre-commit re-lint of an unchanged dataset must not load torch, ultralytics, spaCy or dlib."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "ultralytics", "spacy", "diffusers", "transformers", "cv2", "thinc", "onnxruntime",
-         "rapidocr_onnxruntime")
+         "rapidocr_onnxruntime", "dlib", "_dlib_pybind11", "face_recognition_models", "insightface")
 
 PROBE = """
 import json, sys
@@ -39,6 +39,7 @@ def test_warm_relint_is_model_free_and_identical(tmp_path):
     cold_modules = set(json.loads((tmp_path / "cold.json").read_text()))
     # the cold run really ran the models, so the warm run's silence below means something
     assert "spacy" in cold_modules and "ultralytics" in cold_modules, sorted(m for m in cold_modules if "." not in m)
+    assert "dlib" in cold_modules or "_dlib_pybind11" in cold_modules, "the cold run never ran the face analysis"
     warm = lint_json(ds, tmp_path / "warm.json")
     warm_modules = set(json.loads((tmp_path / "warm.json").read_text()))
     loaded = sorted(m for m in warm_modules if m.split(".")[0] in HEAVY)
@@ -49,5 +50,5 @@ def test_warm_relint_is_model_free_and_identical(tmp_path):
     cap.write_text(cap.read_text() + ", blue eyes\n")
     changed = lint_json(ds, tmp_path / "changed.json")
     changed_modules = set(json.loads((tmp_path / "changed.json").read_text()))
-    assert "torch" not in changed_modules and "ultralytics" not in changed_modules
+    assert not {"torch", "ultralytics", "dlib", "_dlib_pybind11"} & changed_modules
     assert len(changed) != len(warm)
