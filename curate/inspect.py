@@ -2,24 +2,16 @@
 
 Keys (stable): path, rel, width, height, framing, framing_confidence, people, repeats,
 subject_box, subject_fraction, face_visible, head_height_px, keypoints, lighting, background,
-<<<<<<< HEAD
-caption, replaced_by (the clean crop that trains in its place, else null), text (burned-in text: judged regions with box/text/conf/where/kind/severity, coverage,
+caption, face (box, height_px, sharpness, yaw, identity_distance, reason), replaced_by (the clean crop that trains in its place, else null), text (burned-in text: judged regions with box/text/conf/where/kind/severity, coverage,
 worst); extras: face_reason, extent_visible, extent_frame, others, error, head_px_train (head height at
 the training resolution), framing_reason (why `none`: no person, too little body, tiny).
-=======
-caption, face (box, height_px, sharpness, yaw, identity_distance, reason); extras: face_reason, extent_visible, extent_frame, others, error.
->>>>>>> faces
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-<<<<<<< HEAD
-VISION = ("image", "pose", "framing", "scene", "ocr")
-=======
-VISION = ("image", "pose", "face", "framing", "scene")
->>>>>>> faces
+VISION = ("image", "pose", "face", "framing", "scene", "ocr")
 
 
 def ensure_vision(result, use_cache: bool = True) -> None:

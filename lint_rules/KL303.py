@@ -17,31 +17,17 @@ class KL303(Rule):
     Fix safety: no automatic fix; `klint fix --rebalance` can derive tighter crops when the
     source is large enough.
 
-<<<<<<< HEAD
     Options: `min_head_px` (head height at the training resolution, default 48: three of Klein's
     16 px latent tokens). Below it the photo's framing is `none`: `dataset.composition`, `inspect`
     and the report do not count it as a close, half or full sample.
-=======
-    How: the head height is measured from the subject's face box found by the face analysis
-    (brow-to-chin box x 1.45 = crown to chin) and, when no face was found, estimated from the
-    pose keypoints; both are scaled to the training resolution the way bucketing trainers
-    resize (pixel area near resolution squared).
-
-    Options: `min_head_px` (head height at the training resolution, default 48).
->>>>>>> faces
     """
 
     code = "KL303"
     name = "subject.small"
     groups = ("all", "subject")
     severity = "warning"
-<<<<<<< HEAD
     needs = ("framing",)
     options = {"min_head_px": TINY_HEAD_PX}
-=======
-    needs = ("framing", "pose", "face")
-    options = {"min_head_px": 48}
->>>>>>> faces
 
     def check(self, ctx, opts):
         from curate.analysis.face_framing import subject_head_px
@@ -49,7 +35,6 @@ class KL303(Rule):
         res = ctx.config.resolution
         thr = float(opts["min_head_px"])
         for item in ctx.dataset.images:
-<<<<<<< HEAD
             fr = ctx.result("framing", item)
             # the framing analysis made the cut (same threshold, same head_px_at); this rule says why
             if not fr or fr.get("framing_reason") != "tiny" or fr.get("head_px_train") is None:
@@ -61,12 +46,3 @@ class KL303(Rule):
                             f"(needs {thr:.0f}+): too small to learn a face from, so this {body} photo is "
                             f"not counted in the framing mix; crop closer or use a closer photo".replace("  ", " "),
                             value=round(head, 1), threshold=thr)
-=======
-            head, source = subject_head_px(ctx, item)
-            if head is not None and head < thr:
-                what = "face" if source == "face" else "head"
-                yield self.diag(ctx, item.rel_image,
-                                f"subject's {what} is about {head:.0f} px high at {res} px training size "
-                                f"(needs {thr:.0f}+ px of head); crop closer or use a closer photo",
-                                value=round(head, 1), threshold=thr)
->>>>>>> faces
