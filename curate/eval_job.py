@@ -205,3 +205,10 @@ def best_cell(cells: Sequence[dict[str, Any]]) -> int | None:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def training_prompts(trigger: str | None) -> list[EvalPrompt]:
+    """The few prompts `klint train --eval-every` uses: one close and one full-body shot."""
+    if not trigger:
+        return []
+    return [p for i, p in enumerate(prompt_set(trigger)) if i in (0, 4)]

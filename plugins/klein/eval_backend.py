@@ -140,3 +140,49 @@ class KleinEval:
         for n in notes:
             print(f"klint: note: {n}", file=sys.stderr)
         return 0 if ok else 1
+
+
+# ---- during training (`klint train --eval-every N`) -------------------------------------
+
+_train_refs: dict[str, dict[str, Any]] = {}
+
+
+def train_eval(pipe, transformer, txt, job, out: Path, step: int, steps: int, cfg: float, device, dtype) -> dict:
+    """One metrics.jsonl row: the current LoRA (strength 1) on the training prompts, scored
+    against the dataset's own photos with the same `summarise` as `klint eval`."""
+    import torch
+
+    from curate.eval_job import training_prompts
+
+    key = str(out)
+    if key not in _train_refs:
+        _train_refs[key] = reference_set([it.image for it in job.items])
+    refs = _train_refs[key]
+    folder = out / "eval"
+    folder.mkdir(exist_ok=True)
+    was_training = transformer.training
+    transformer.eval()
+    pipe.vae.to(device)
+    neg = txt[""].unsqueeze(0).to(device, dtype)
+    prompts = training_prompts(job.trigger)
+    paths = []
+    try:
+        with torch.no_grad():
+            for k, p in enumerate(prompts):
+                img = pipe(prompt_embeds=txt[p.text].unsqueeze(0).to(device, dtype), negative_prompt_embeds=neg,
+                           height=job.resolution, width=job.resolution, num_inference_steps=steps,
+                           guidance_scale=cfg, generator=torch.Generator().manual_seed(job.seed + k),
+                           output_type="pil").images[0]
+                path = folder / f"step-{step:06d}-{k}.png"
+                img.save(path)
+                paths.append(path)
+    finally:
+        pipe.vae.to("cpu")
+        transformer.train(was_training)
+    rows = score_images(paths, refs["embeddings"])
+    for r, p in zip(rows, prompts):
+        if p.framing != "full":
+            r["heads"] = None
+    cell = summarise(rows, refs["heads"], threshold=0.5, tolerance=1.0)
+    return {"step": step, "eval": {k: cell[k] for k in ("images", "face_rate", "identity_mean", "identity_spread",
+                                                         "heads_median", "heads_reference", "heads_delta")}}
