@@ -28,6 +28,8 @@ PROMPTS = (
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_PROMPT_CHARS = 500
 MAX_USER_PROMPTS = 64
+IDENTITY_THRESHOLD = 0.45  # 1 - face.DLIB_THRESHOLD: the linter's same-person cut, as a similarity
+RATIO_TOLERANCE = 1.0  # head heights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +52,8 @@ class EvalJob:
     cfg: float = 1.0
     size: int = 1024
     mode: str = "none"
-    identity_threshold: float = 0.5  # similarity (1 - dlib distance) a cell's mean must reach
-    ratio_tolerance: float = 1.0  # head heights the cell's median stature may differ from the dataset's
+    identity_threshold: float = IDENTITY_THRESHOLD
+    ratio_tolerance: float = RATIO_TOLERANCE  # the cell's median stature vs the dataset's
     device: str | None = None
 
     @property

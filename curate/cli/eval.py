@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from curate.errors import KlintError
+from curate.eval_job import IDENTITY_THRESHOLD, RATIO_TOLERANCE
 
 
 @click.command("eval")
@@ -24,9 +25,9 @@ from curate.errors import KlintError
 @click.option("--cfg", type=float, default=1.0, show_default=True)
 @click.option("--size", type=int, default=1024, show_default=True, help="Image side in pixels.")
 @click.option("--mode", type=click.Choice(["none", "reference"]), default="none", show_default=True)
-@click.option("--identity-threshold", type=float, default=0.5, show_default=True,
+@click.option("--identity-threshold", type=float, default=IDENTITY_THRESHOLD, show_default=True,
               help="Exit 1 unless a cell's mean identity (1 - dlib distance) reaches this.")
-@click.option("--ratio-tolerance", type=float, default=1.0, show_default=True,
+@click.option("--ratio-tolerance", type=float, default=RATIO_TOLERANCE, show_default=True,
               help="Head heights the stature may differ from the dataset's.")
 @click.option("--device", default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

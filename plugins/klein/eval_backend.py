@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import KlintError
-from curate.eval_job import PROMPT_SET_VERSION, EvalJob, best_cell, reference_set, score_images, summarise, write_json
+from curate.eval_job import (IDENTITY_THRESHOLD, PROMPT_SET_VERSION, RATIO_TOLERANCE, EvalJob, best_cell,
+                             reference_set, score_images, summarise, write_json)
 
 
 def _generate(job: EvalJob, pipe, lora: Path | None, strength: float, prompt: str, seed: int):
@@ -183,6 +184,6 @@ def train_eval(pipe, transformer, txt, job, out: Path, step: int, steps: int, cf
     for r, p in zip(rows, prompts):
         if p.framing != "full":
             r["heads"] = None
-    cell = summarise(rows, refs["heads"], threshold=0.5, tolerance=1.0)
+    cell = summarise(rows, refs["heads"], threshold=IDENTITY_THRESHOLD, tolerance=RATIO_TOLERANCE)
     return {"step": step, "eval": {k: cell[k] for k in ("images", "face_rate", "identity_mean", "identity_spread",
                                                          "heads_median", "heads_reference", "heads_delta")}}

@@ -70,3 +70,46 @@ def test_stature_of_a_synthetic_upright_figure():
 def test_summary_ignores_excluded():
     assert summary([7.0, None, 8.0, 6.0]) == {"n": 3, "median": 7.0, "mean": 7.0, "min": 6.0, "max": 8.0}
     assert summary([None])["n"] == 0
+
+
+def test_identity_separates_same_person_from_others(photos):
+    from curate.eval_job import reference_set, score_images, summarise
+
+    ids = photos / "identities"
+    refs = reference_set([ids / "obama" / "obama.jpg", ids / "obama" / "obama1.jpg"])
+    assert len(refs["embeddings"]) == 2
+    same = score_images([ids / "obama" / n for n in ("obama2.jpg", "obama3.jpg")], refs["embeddings"])
+    other = score_images([ids / "biden" / "biden.jpg", ids / "kit_harington" / "john1.jpeg",
+                          ids / "rose_leslie" / "img1.jpg"], refs["embeddings"])
+    assert all(r["face"] for r in same + other)
+    assert min(r["similarity"] for r in same) > max(r["similarity"] for r in other) + 0.2
+    s_same = summarise(same, [], threshold=0.45, tolerance=1.0)
+    s_other = summarise(other, [], threshold=0.45, tolerance=1.0)
+    assert s_same["identity_ok"] and not s_other["identity_ok"]
+    assert s_same["face_rate"] == 1.0 and s_same["heads_delta"] is None
+
+
+def test_best_cell_prefers_proportions_then_identity():
+    from curate.eval_job import best_cell
+
+    cells = [{"identity_mean": 0.7, "proportions_ok": False}, {"identity_mean": 0.6, "proportions_ok": True},
+             {"identity_mean": 0.65, "proportions_ok": True}, {"identity_mean": None, "proportions_ok": True}]
+    assert best_cell(cells) == 2
+    assert best_cell([{"identity_mean": None, "proportions_ok": True}]) is None
+
+
+def test_prompt_set_is_fixed_and_user_prompts_get_the_trigger(tmp_path):
+    from curate.errors import KlintError
+    from curate.eval_job import prompt_set
+
+    base = prompt_set("jane_doe")
+    assert [p.framing for p in base] == ["close", "close", "half", "half", "full", "full"]
+    assert all(p.text.startswith("jane_doe, ") for p in base)
+    f = tmp_path / "p.txt"
+    f.write_text("# comment\nfull body shot, on a beach\njane_doe on a bike\n")
+    extra = prompt_set("jane_doe", f)[6:]
+    assert [(p.framing, p.text) for p in extra] == [("full", "jane_doe, full body shot, on a beach"),
+                                                    ("user", "jane_doe on a bike")]
+    f.write_text("x" * 600)
+    with pytest.raises(KlintError, match="longer than"):
+        prompt_set("jane_doe", f)
