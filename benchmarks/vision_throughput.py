@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,16 +26,10 @@ def main() -> None:
     from curate.config import Config
     from curate.dataset.scan import scan
     from curate.engine.runner import LintContext, run_analyses
-    from curate.testing import shared_photos
+    from curate.testing import bench_photos
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 60
-    photos = shared_photos()
-    if photos is None:
-        sys.exit("../shared/photos not found")
-    files = sorted(p for p in photos.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))[:n]
-    tmp = Path(tempfile.mkdtemp(prefix="klint-bench-"))
-    for i, p in enumerate(files):
-        shutil.copyfile(p, tmp / f"{i:03d}{p.suffix.lower()}")
+    tmp = bench_photos(n, "klint-bench-")
     paths = sorted(str(p) for p in tmp.iterdir())
 
     model = load_model(default_model_path())

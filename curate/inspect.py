@@ -2,9 +2,10 @@
 
 Keys (stable): path, rel, width, height, framing, framing_confidence, people, repeats,
 subject_box, subject_fraction, face_visible, head_height_px, keypoints, lighting, background,
-caption, face (box, height_px, sharpness, yaw, identity_distance, reason), replaced_by (the clean crop that trains in its place, else null), text (burned-in text: judged regions with box/text/conf/where/kind/severity, coverage,
-worst); extras: face_reason, extent_visible, extent_frame, others, error, head_px_train (head height at
-the training resolution), framing_reason (why `none`: no person, too little body, tiny).
+caption, replaced_by (the clean crop that trains in its place, else null), text (burned-in text: judged
+regions with box/text/conf/where/kind/severity, coverage, worst), face (box, height_px, sharpness, yaw,
+identity_distance, reason); extras: face_reason, extent_visible, extent_frame, others, error, head_px_train
+(head height at the training resolution), framing_reason (why `none`: no person, too little body, tiny).
 """
 
 from __future__ import annotations

@@ -58,6 +58,20 @@ def run_cli(args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str]
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def bench_photos(n: int, prefix: str = "klint-bench-") -> Path:
+    """A temp folder holding copies of the first `n` shared photos (numbered names), for benchmarks."""
+    import tempfile
+
+    photos = shared_photos()
+    if photos is None:
+        sys.exit("../shared/photos not found")
+    files = sorted(p for p in photos.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))[:n]
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    for i, p in enumerate(files):
+        shutil.copyfile(p, tmp / f"{i:03d}{p.suffix.lower()}")
+    return tmp
+
+
 # -- planted text overlays (tests and benchmarks/text_overlay_eval.py) ---------------------------
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")

@@ -20,13 +20,19 @@ class KL303(Rule):
     Options: `min_head_px` (head height at the training resolution, default 48: three of Klein's
     16 px latent tokens). Below it the photo's framing is `none`: `dataset.composition`, `inspect`
     and the report do not count it as a close, half or full sample.
+
+    How: the framing analysis makes the cut on the pose head height (and says `tiny`); where the
+    face analysis found the subject's face, its measured height (brow-to-chin box x 1.45 = crown
+    to chin) is a second witness, so a sharp full-body shot whose face comes out small is flagged
+    too. Both are scaled to the training resolution the way bucketing trainers resize (pixel area
+    near resolution squared).
     """
 
     code = "KL303"
     name = "subject.small"
     groups = ("all", "subject")
     severity = "warning"
-    needs = ("framing",)
+    needs = ("framing", "pose", "face")
     options = {"min_head_px": TINY_HEAD_PX}
 
     def check(self, ctx, opts):
@@ -37,12 +43,18 @@ class KL303(Rule):
         for item in ctx.dataset.images:
             fr = ctx.result("framing", item)
             # the framing analysis made the cut (same threshold, same head_px_at); this rule says why
-            if not fr or fr.get("framing_reason") != "tiny" or fr.get("head_px_train") is None:
+            if fr and fr.get("framing_reason") == "tiny" and fr.get("head_px_train") is not None:
+                head = fr["head_px_train"]
+                body = {"close": "close-up", "half": "half-body", "full": "full-body"}.get(fr.get("framing_body"), "")
+                yield self.diag(ctx, item.rel_image,
+                                f"subject's head is about {head:.0f} px high at {res} px training size "
+                                f"(needs {thr:.0f}+): too small to learn a face from, so this {body} photo is "
+                                f"not counted in the framing mix; crop closer or use a closer photo".replace("  ", " "),
+                                value=round(head, 1), threshold=thr)
                 continue
-            head = fr["head_px_train"]
-            body = {"close": "close-up", "half": "half-body", "full": "full-body"}.get(fr.get("framing_body"), "")
-            yield self.diag(ctx, item.rel_image,
-                            f"subject's head is about {head:.0f} px high at {res} px training size "
-                            f"(needs {thr:.0f}+): too small to learn a face from, so this {body} photo is "
-                            f"not counted in the framing mix; crop closer or use a closer photo".replace("  ", " "),
-                            value=round(head, 1), threshold=thr)
+            head, source = subject_head_px(ctx, item)
+            if head is not None and head < thr and source == "face":
+                yield self.diag(ctx, item.rel_image,
+                                f"subject's face is about {head:.0f} px high at {res} px training size "
+                                f"(needs {thr:.0f}+ px of head); crop closer or use a closer photo",
+                                value=round(head, 1), threshold=thr)

@@ -21,7 +21,7 @@ class KL305(Rule):
 
     Fix safety: no fix.
 
-    Options: `threshold` (face sharpness below which the face is blurred, default 0.6).
+    Options: `threshold` (face sharpness below which the face is blurred, default 0.42).
     """
 
     code = "KL305"
@@ -29,7 +29,7 @@ class KL305(Rule):
     groups = ("all", "subject")
     severity = "warning"
     needs = ("face",)
-    options = {"threshold": 0.6}
+    options = {"threshold": 0.42}
 
     def check(self, ctx, opts):
         from curate.analysis.face import subject_face

@@ -23,5 +23,6 @@ class KL501(Rule):
 
     def check(self, ctx, opts):
         for item in ctx.dataset.items:
-            if item.image is not None and item.caption is None:
+            if item.image is not None and item.caption is None and not (
+                    item.rel_caption in ctx.dataset.special or item.rel_caption in ctx.dataset.outside_links):
                 yield self.diag(ctx, item.rel_image, f"no caption: expected {item.key}.txt beside the image")

@@ -15,7 +15,7 @@ def _load_tokenizer(path: str):
         try:
             from transformers import AutoTokenizer
 
-            _TOKENIZERS[path] = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+            _TOKENIZERS[path] = AutoTokenizer.from_pretrained(str(p), local_files_only=True, trust_remote_code=False)
         except Exception as exc:  # any loading failure is a config problem for the user
             raise KlintError(f"caption.too-long: cannot load a tokenizer from {path}: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

@@ -22,8 +22,16 @@ def klint_register_backends(registry):
     registry.add("inference", "klein", "plugins.pulid.backend:KleinInference",
                  requires=("torch", "diffusers", "safetensors"), extra="infer",
                  summary="FLUX.2 [klein] inference: LoRA, native references, PuLID-style ID tokens",
-                 limitations=("no PuLID adapter trained for Klein exists: the official v0.9.1 file loads on "
-                              "klein-4B only, as an experiment",
-                              "no BiSeNet face parsing: the EVA input is the aligned grey face, "
-                              "background not whitened"))
+                 limitations=(
+                     "identity on Klein: native references (--mode reference) are the trained path; --mode pulid "
+                     "on Klein is an experiment until an adapter trained for Klein exists (the official v0.9.1 "
+                     "file loads on klein-4B only, its cross-attentions trained on FLUX.1-dev)",
+                     "--mode pulid: the official encoder needs antelopev2 (glintr100.onnx); another recognition "
+                     "model (buffalo_l w600k_r50.onnx) is refused",
+                     "--mode pulid without --parsing-weights (facexlib parsing_bisenet.pth): no face parsing, "
+                     "EVA-CLIP sees the whole aligned crop in grey instead of PuLID's face on white (warned)",
+                     "--ref-cache on needs a KV checkpoint (Flux2KleinKVPipeline); refused on a base one",
+                     "the ComfyUI 'PuLID for FLUX.2' weights are refused (not PuLID; its loader leaves the "
+                     "cross-attentions random)",
+                     "--model tiny / tiny-kv: random weights, the images are noise (tests only)"))
 

@@ -320,7 +320,7 @@ def analyse_image(path: Path, pose: dict[str, Any] | None, face_model: str | Non
             loaded = _open_rgb(path, None, scale)
             upsample = 1 if long_side * scale < 700 else 0
             scan, prec = "full", None
-    except (OSError, ValueError, SyntaxError):
+    except Exception:  # noqa: BLE001 - any undecodable file (PIL and its plugins raise many kinds)
         return None
     if loaded is None:
         return {"faces": [], "subject": None, "reason": "cut by the frame", "scan": scan}
@@ -456,7 +456,9 @@ class FaceAnalysis(Analysis):
         poses = ctx.results.get("pose", {})
         out = []
         for item in items:
-            out.append(analyse_image(item.image, poses.get(item.rel_image), fm))
+            pose = poses.get(item.rel_image)
+            # pose could not decode it: unreadable images are the image rules' business
+            out.append(None if pose is None else analyse_image(item.image, pose, fm))
             advance(1)
         return out
 
@@ -513,3 +515,34 @@ def yaw_class(ctx, item) -> str | None:
     if kp[0][2] >= VISIBLE and eyes == 1:
         return "profile"
     return None
+
+
+def score_identity(refs: Sequence[str | Path], images: Sequence[str | Path], *,
+                   face_model: str | None = None) -> dict[str, Any]:
+    """Identity of `images` against reference photos: per image the mean embedding distance to the
+    references and whether it is under the same-person threshold; images with no face are misses
+    (they count against the detection rate and stay out of the distance statistics)."""
+    import statistics
+
+    embedder = embedder_name(face_model)
+    thr = default_threshold(embedder)
+    ref_embs = embed_images(refs, face_model=face_model)
+    for r, e in zip(refs, ref_embs):
+        if e is None:
+            raise KlintError(f"{r}: no face detected in the reference image")
+    rows = []
+    for p, e in zip(images, embed_images(images, face_model=face_model)):
+        if e is None:
+            rows.append({"image": str(p), "face": False, "distance": None, "match": None})
+            continue
+        per = [distance(e, r) for r in ref_embs]
+        d = sum(per) / len(per)
+        rows.append({"image": str(p), "face": True, "distance": round(d, 4), "match": d < thr,
+                     "per_reference": [round(x, 4) for x in per]})
+    scored = [r["distance"] for r in rows if r["face"]]
+    return {"model": embedder, "threshold": thr, "images": len(rows), "detected": len(scored),
+            "detection_rate": round(len(scored) / len(rows), 4) if rows else None,
+            "mean_distance": round(statistics.mean(scored), 4) if scored else None,
+            "median_distance": round(statistics.median(scored), 4) if scored else None,
+            "match_rate": round(sum(r["match"] for r in rows if r["face"]) / len(scored), 4) if scored else None,
+            "rows": rows}

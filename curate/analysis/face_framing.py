@@ -71,15 +71,19 @@ class FaceAwareFramingAnalysis(FramingAnalysis):
     def fingerprint(self, config) -> str:
         from curate.analysis.face import FaceAnalysis
 
-        return FaceAnalysis().fingerprint(config)
+        return f"{super().fingerprint(config)}:{FaceAnalysis().fingerprint(config)}"
 
     def run_batch(self, items, ctx, advance):
+        from curate.analysis.framing import tiny_head_px
+
         poses = ctx.results.get("pose", {})
         faces = ctx.results.get("face", {})
+        res, tiny = ctx.config.resolution, tiny_head_px(ctx.config)
         out = []
         for item in items:
             pose = poses.get(item.rel_image)
-            out.append(None if pose is None else with_face(describe(pose), pose, faces.get(item.rel_image)))
+            out.append(None if pose is None else with_face(describe(pose, resolution=res, tiny_px=tiny), pose,
+                                                           faces.get(item.rel_image)))
             advance(1)
         return out
 

@@ -176,9 +176,10 @@ def _measure(im, rec: dict[str, Any]) -> None:
 
     gray_mode = im.mode in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # scale by the format's full range, not the image's own maximum: a mid-grey 16-bit
+        # frame (30000/65535) must stay mid-grey, not be stretched to white
         arr = np.asarray(im, dtype=np.float32)
-        hi = float(arr.max()) or 1.0
-        im = Image.fromarray(np.clip(arr * (255.0 / hi), 0, 255).astype(np.uint8), "L")
+        im = Image.fromarray(np.clip(arr * (255.0 / full_range(im.mode, arr)), 0, 255).astype(np.uint8), "L")
     rgb = im.convert("RGB")
     long_side = max(rgb.width, rgb.height)
     if long_side > WORK_SIDE:
@@ -215,6 +216,17 @@ def _measure(im, rec: dict[str, Any]) -> None:
     rec.update(_sharpness(gray))
     rec["phash"] = _phash(rgb)
     rec["dhash"] = _dhash(rgb)
+
+
+def full_range(mode: str, arr) -> float:
+    """White level of a high-bit-depth mode: 16-bit PNGs decode as I;16 (or I), floats as 0..1."""
+    hi = float(arr.max()) if arr.size else 0.0
+    if mode.startswith("I;16"):
+        return 65535.0
+    if mode == "I":
+        return 65535.0 if hi <= 65535 else max(hi, 1.0)
+    # mode F: 0..1 when the data fits, else the 8-bit scale, else the data's own maximum
+    return 1.0 if hi <= 1.0 else 255.0 if hi <= 255.0 else hi
 
 
 def _sharpness(gray) -> dict[str, Any]:

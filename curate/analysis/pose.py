@@ -21,7 +21,9 @@ DEFAULT_MODEL = "yolo11n-pose.pt"
 IMGSZ = 640
 DET_CONF = 0.25  # keep weak detections; rules apply their own thresholds
 BATCH = 8
-MAX_PERSONS = 12  # keypoints for a crowd's far background add nothing but cache bytes
+MAX_PERSONS = 12
+# formats ultralytics loads from one file; .onnx cannot run code when loaded, a .pt is a pickle and can
+MODEL_SUFFIXES = (".pt", ".onnx", ".torchscript", ".engine", ".tflite")  # keypoints for a crowd's far background add nothing but cache bytes
 
 _hash_memo: dict[tuple[str, int, int], str] = {}
 _model_memo: dict[str, Any] = {}
@@ -49,8 +51,9 @@ def model_path(config) -> Path:
             cand = Path(config.source).parent / p
             p = cand if cand.exists() or not p.exists() else p
         if not p.is_file():
-            raise KlintError(f"pose model not found: {raw} (set `pose-model` in klint.toml to an ultralytics "
-                             f"pose .pt/.onnx file)")
+            raise KlintError(f"pose model not found: {raw} (set `pose-model` to an ultralytics pose .pt/.onnx file)")
+        if p.suffix.lower() not in MODEL_SUFFIXES:
+            raise KlintError(f"pose model {raw}: not an ultralytics model file ({', '.join(MODEL_SUFFIXES)})")
         return p
     found = default_model_path()
     if found is None:
@@ -158,8 +161,12 @@ class PoseAnalysis(Analysis):
             if good:
                 # loaded only now: a batch of undecodable files must not pull in torch
                 model = model or load_model(model_path(ctx.config))
-                results = model.predict([d[0] for _, d in good], imgsz=IMGSZ, conf=DET_CONF, device="cpu",
-                                        verbose=False, batch=len(good), classes=[0])
+                try:
+                    results = model.predict([d[0] for _, d in good], imgsz=IMGSZ, conf=DET_CONF, device="cpu",
+                                            verbose=False, batch=len(good), classes=[0])
+                except Exception as exc:  # a file ultralytics opened but cannot run
+                    raise KlintError(f"cannot run pose model {model_path(ctx.config)}: "
+                                     f"{(str(exc).splitlines() or [type(exc).__name__])[0][:160]}") from None
                 for (i, d), res in zip(good, results):
                     if res.keypoints is None:
                         raise KlintError(f"{model_path(ctx.config)} gives no keypoints; klint needs a pose model")

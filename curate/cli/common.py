@@ -25,6 +25,7 @@ def dataset_options(f):
                      help="Use this klint.toml / pyproject.toml instead of searching."),
         click.option("--no-cache", is_flag=True, help="Ignore and do not write .klint_cache/."),
         click.option("--no-progress", is_flag=True, help="No progress bar on stderr."),
+        trust_option,
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -39,6 +40,18 @@ def fail_on_option(f):
     """--fail-on error|warning|info; repeated, the last one wins (hook args come after the hook's own)."""
     return click.option("--fail-on", "fail_on", type=click.Choice(["error", "warning", "info"]), default="warning",
                         show_default=False, help=FAIL_ON_HELP)(f)
+
+
+def _trust(ctx, param, value):
+    if value:
+        from curate.trust import trust_dataset_models
+
+        trust_dataset_models()
+
+
+trust_option = click.option(
+    "--trust-dataset-models", is_flag=True, expose_value=False, is_eager=True, callback=_trust,
+    help="Load model files named by the dataset's own config (they can run code; only for datasets you trust).")
 
 
 @dataclasses.dataclass

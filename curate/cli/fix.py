@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from curate.cli.common import dataset_options, echo_out, fail_on_option, resolve_targets
+from curate.cli.output import safe_lines, safe_text
 from curate.cli.output.concise import footer, line
+
+
+def report_skipped(report) -> None:
+    """Captions someone edited while klint ran: left as they are, named on stderr."""
+    for path in report.skipped:
+        click.echo(safe_text(f"klint: skipped {path}: changed while klint was running; your edit is kept "
+                             f"(run klint fix again to fix it)"), err=True)
 
 
 @click.command("fix")
@@ -41,26 +49,27 @@ def fix_cmd(paths, fail_on, unsafe_fixes, diff, rebalance, strategy, dry_run, ou
 
             ds = scan(t.root)
             text = report.diff(lambda p: ds.display(p.resolve().relative_to(ds.root).as_posix()))
-            echo_out(text)
+            echo_out(safe_lines(text))
             for rel in report.created:
-                echo_out(f"# would write {ds.display(rel)}\n")
+                echo_out(safe_text(f"# would write {ds.display(rel)}") + "\n")
             if text or report.created:
                 worst = max(worst, 1)
             continue
         lines = [line(d) for d in report.remaining]
         echo_out("\n".join(lines) + ("\n" if lines else ""))
+        report_skipped(report)
         if report.runaway:
             click.echo("klint: fixes did not settle after 10 passes; nothing was written", err=True)
         n = len(report.changed)
         if n:
-            click.echo(f"Fixed {len(report.fixed)} problem{'s' if len(report.fixed) != 1 else ''} "
-                       f"in {n} caption{'s' if n != 1 else ''} (backup: {report.backup_dir}).")
+            click.echo(safe_text(f"Fixed {len(report.fixed)} problem{'s' if len(report.fixed) != 1 else ''} "
+                                 f"in {n} caption{'s' if n != 1 else ''} (backup: {report.backup_dir})."))
         if report.created:
             made = [r for r in report.created if r.endswith(".png")]
-            click.echo(f"Wrote {len(made)} clean crop{'s' if len(made) != 1 else ''} under _klint/derived/ "
-                       f"(originals untouched): {', '.join(made)}")
+            click.echo(safe_text(f"Wrote {len(made)} clean crop{'s' if len(made) != 1 else ''} under _klint/derived/ "
+                                 f"(originals untouched): {', '.join(made)}"))
         for text in footer(report.remaining):
             click.echo(text)
-        if fails(report.remaining, fail_on) or report.runaway:
+        if fails(report.remaining, fail_on) or report.runaway or report.skipped:
             worst = max(worst, 1)
     return worst

@@ -41,7 +41,8 @@ def _backend(name: str = "klein"):
 @click.command("infer")
 @click.argument("prompt")
 @click.option("--model", required=True, metavar="PATH|ID|tiny",
-              help="Diffusers Klein folder or hub id; `tiny` = random in-process model (tests).")
+              help="Diffusers Klein folder or hub id; `tiny` / `tiny-kv` = random in-process model whose "
+                   "output is noise (tests).")
 @click.option("--lora", type=click.Path(path_type=Path), default=None, help="LoRA .safetensors to apply.")
 @click.option("--lora-scale", type=float, default=1.0, show_default=True)
 @click.option("--ref", "refs", multiple=True, metavar="IMG", help="Reference photo (repeat for several).")
@@ -62,17 +63,22 @@ def _backend(name: str = "klein"):
               help="open_clip EVA02-L-14-336 checkpoint (PuLID's vision features).")
 @click.option("--pulid-weights", type=click.Path(path_type=Path), default=None,
               help="pulid_flux_v0.9.1.safetensors (klein-4B, experimental) or a klint adapter.")
+@click.option("--parsing-weights", type=click.Path(path_type=Path), default=None,
+              help="facexlib BiSeNet parsing_bisenet.pth (read with weights_only) or .safetensors: PuLID's "
+                   "face parsing before EVA-CLIP.")
 @click.option("--with-reference", is_flag=True, help="pulid: also pass the references natively.")
 @click.option("--ref-cache", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-              help="Compute reference K/V once (KV pipeline; auto = when the checkpoint is the KV variant).")
+              help="Compute reference K/V once. Only a KV checkpoint (Flux2KleinKVPipeline) caches; `on` "
+                   "is refused on a base one. auto = cache exactly when the checkpoint is the KV variant.")
 @click.option("--eval", "do_eval", is_flag=True, help="Score identity of the outputs against the references.")
 @click.option("--eval-face-model", default=None, metavar="DIR",
-              help="Recognition model for --eval (use one other than --face-model).")
+              help="insightface pack for --eval (default: klint's dlib face model, by construction not "
+                   "the conditioning one).")
 @click.option("--device", default=None, help="cuda, cuda:1, cpu (default: cuda when available).")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder (existing files are never overwritten).")
 def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, steps, cfg, seed, width, height,
-              num_images, face_model, eva_weights, pulid_weights, with_reference, ref_cache, do_eval,
+              num_images, face_model, eva_weights, pulid_weights, parsing_weights, with_reference, ref_cache, do_eval,
               eval_face_model, device, out):
     """Generate images with a Klein model, optionally a LoRA and identity references."""
     from plugins.pulid.job import InferJob
@@ -82,7 +88,8 @@ def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, 
         raise KlintError(f"--mode {mode} needs at least one --ref IMAGE")
     if lora is not None and not lora.is_file():
         raise KlintError(f"{lora}: LoRA file not found")
-    for name, p in (("--eva-weights", eva_weights), ("--pulid-weights", pulid_weights)):
+    for name, p in (("--eva-weights", eva_weights), ("--pulid-weights", pulid_weights),
+                    ("--parsing-weights", parsing_weights)):
         if p is not None and not p.is_file():
             raise KlintError(f"{p}: {name} file not found")
     _check_range("--id-weight", id_weight, 0, 3)
@@ -91,8 +98,6 @@ def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, 
         raise KlintError("--steps and --num-images must be >= 1")
     if width < 64 or height < 64 or width % 16 or height % 16:
         raise KlintError(f"--width/--height must be multiples of 16 and >= 64, got {width}x{height}")
-    if do_eval and not eval_face_model:
-        raise KlintError("--eval needs --eval-face-model DIR (a recognition model other than the conditioning one)")
     if do_eval and not ref_paths:
         raise KlintError("--eval needs at least one --ref IMAGE to compare with")
     if out.exists() and not out.is_dir():
@@ -100,19 +105,24 @@ def infer_cmd(prompt, model, lora, lora_scale, refs, mode, id_weight, id_start, 
     job = InferJob(prompt=prompt, model=model, out=out, mode=mode, refs=ref_paths, lora=lora, lora_scale=lora_scale,
                    id_weight=id_weight, id_start=id_start, steps=steps, cfg=cfg, seed=seed, width=width,
                    height=height, num_images=num_images, face_model=face_model, eva_weights=eva_weights,
-                   pulid_weights=pulid_weights, with_reference=with_reference, ref_cache=ref_cache,
-                   eval_face_model=eval_face_model if do_eval else None, device=device)
+                   pulid_weights=pulid_weights, parsing_weights=parsing_weights, with_reference=with_reference,
+                   ref_cache=ref_cache,
+                   eval_face_model=(eval_face_model or "dlib") if do_eval else None, device=device)
     return _backend().run(job)
 
 
 @click.command("eval-id")
 @click.argument("images", nargs=-1)
 @click.option("--ref", "refs", multiple=True, required=True, metavar="IMG", help="Reference photo(s).")
-@click.option("--face-model", required=True, metavar="DIR",
-              help="insightface pack folder; use a model other than the one that conditioned the images.")
+@click.option("--face-model", default=None, metavar="DIR",
+              help="insightface pack folder (default: klint's offline dlib face model); use a model other "
+                   "than the one that conditioned the images.")
+@click.option("--conditioning-face-model", default=None, metavar="DIR",
+              help="The face model that conditioned the images (default: read from klint infer's JSON "
+                   "beside them), to warn when it is the evaluating one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
-def eval_id_cmd(images, refs, face_model, as_json):
-    """Identity similarity of IMAGES to the references (cosine of face embeddings) + detection rate."""
+def eval_id_cmd(images, refs, face_model, conditioning_face_model, as_json):
+    """Identity of IMAGES against the references (face-embedding distance, or insightface cosine) + detection rate."""
     ref_paths = _existing_files(refs, "reference image")
     paths: list[Path] = []
     for raw in images:
@@ -125,17 +135,31 @@ def eval_id_cmd(images, refs, face_model, as_json):
             raise KlintError(f"{raw}: no such file or directory")
     if not paths:
         raise KlintError("no images to evaluate")
-    _backend()  # fails early, with the install hint, when the [infer] extra is missing
-    from plugins.pulid.backend import evaluate
+    if face_model is None:
+        from curate.analysis.face import score_identity
 
-    res = evaluate(face_model, ref_paths, paths)
+        res = score_identity(ref_paths, paths)
+    else:
+        _backend()  # fails early, with the install hint, when the [infer] extra is missing
+        from plugins.pulid.backend import conditioning_record, evaluate
+
+        res = evaluate(face_model, ref_paths, paths,
+                       conditioning=conditioning_record(conditioning_face_model, paths))
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return 0
+    dlib_style = "mean_distance" in res
     for row in res["rows"]:
-        sim = "no face" if not row["face"] else f"{row['similarity']:.4f}"
-        click.echo(f"{row['image']}: {sim}")
+        if not row["face"]:
+            score = "no face"
+        elif dlib_style:
+            score = f"distance {row['distance']:.4f} ({'same' if row['match'] else 'other'} person)"
+        else:
+            score = f"{row['similarity']:.4f}"
+        click.echo(f"{row['image']}: {score}")
+    summary = (f"mean distance {res['mean_distance']}, median {res['median_distance']}; same person "
+               f"(< {res['threshold']}) in {res['match_rate']}" if dlib_style else
+               f"mean similarity {res['mean_similarity']}, median {res['median_similarity']}")
     click.echo(f"{res['model']}: faces detected in {res['detected']}/{res['images']} "
-               f"(rate {res['detection_rate']}); mean similarity {res['mean_similarity']}, "
-               f"median {res['median_similarity']} (misses excluded)")
+               f"(rate {res['detection_rate']}); {summary} (misses excluded)")
     return 0

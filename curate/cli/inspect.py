@@ -78,5 +78,7 @@ def inspect_cmd(paths, fmt, pose_model, config_file, no_cache, no_progress):
     if fmt == "json":
         echo_out(json.dumps(records, indent=2) + "\n")
     else:
-        echo_out(_table(records, summary(records, variety, config)))
+        from curate.cli.output import safe_lines
+
+        echo_out(safe_lines(_table(records, summary(records, variety, config))))
     return 0

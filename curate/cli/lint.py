@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from curate.cli.common import dataset_options, echo_out, fail_on_option, keep, resolve_targets, show_progress, stdout_is_tty
-from curate.cli.output import OutputFormat, render
+from curate.cli.output import OutputFormat, render, safe_text
 
 
 @click.command("lint")
@@ -36,8 +36,11 @@ def lint_cmd(paths, fmt, fail_on, exit_zero, apply_fixes, unsafe_fixes, select, 
 
             report = fix_dataset(t.root, t.config, unsafe=unsafe_fixes, use_cache=not no_cache)
             if report.changed:
-                click.echo(f"klint: fixed {len(report.fixed)} problem(s) in {len(report.changed)} caption(s); "
-                           f"backup in {report.backup_dir}", err=True)
+                click.echo(safe_text(f"klint: fixed {len(report.fixed)} problem(s) in {len(report.changed)} "
+                                     f"caption(s); backup in {report.backup_dir}"), err=True)
+            from curate.cli.fix import report_skipped
+
+            report_skipped(report)
         result = lint_dataset(t.root, t.config, use_cache=not no_cache, show_progress=show_progress(no_progress))
         diagnostics.extend(d for d in result.diagnostics if keep(d, t.only))
         rules = result.rules

@@ -90,7 +90,9 @@ def main(argv=None) -> None:
                 _add_plugin_commands()
         rv = cli.main(args=args, prog_name="klint", standalone_mode=False)
     except KlintError as exc:
-        click.echo(f"klint: error: {exc}", err=True)
+        from curate.cli.output import safe_text
+
+        click.echo(f"klint: error: {safe_text(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("klint: aborted", err=True)

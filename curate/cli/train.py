@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from curate.cli.common import trust_option
 from curate.errors import KlintError
 from curate.recipes import OPTIMIZERS, RECIPES
 
@@ -182,6 +183,7 @@ def describe(job, backend: str) -> str:
 
 
 @click.command("train")
+@trust_option
 @click.argument("path")
 @click.option("--backend", default="builtin", show_default=True, help="Trainer backend (see `klint backends`).")
 @click.option("--model", default=None, metavar="PATH|ID|tiny",

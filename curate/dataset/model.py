@@ -21,6 +21,7 @@ class Item:
     caption: Path | None = None
     caption_text: str | None = None
     caption_error: str | None = None
+    caption_raw: bytes | None = dataclasses.field(default=None, repr=False)  # as read, for compare-before-write
 
     @property
     def rel_image(self) -> str | None:
@@ -37,6 +38,12 @@ class Dataset:
     display_root: str  # the root as the user typed it, for messages
     items: list[Item]
     lfs_pointers: list[str] = dataclasses.field(default_factory=list)
+    # names with a dataset extension that are not regular files (FIFOs, devices, links to them): rel -> kind
+    special: dict[str, str] = dataclasses.field(default_factory=dict)
+    # captions that are links leading outside the dataset (never read, never written)
+    outside_links: list[str] = dataclasses.field(default_factory=list)
+    # hidden temp files a killed klint left beside the files it was writing
+    leftovers: list[Path] = dataclasses.field(default_factory=list)
 
     @property
     def images(self) -> list[Item]:

@@ -170,11 +170,18 @@ def lint_dataset(
         rules = select_rules(all_rules(), config.select, config.ignore, config.extend_select)
     cache = Cache(dataset.root, enabled=use_cache)
     ctx = LintContext(dataset=dataset, config=config, show_progress=show_progress, cache=cache)
+    if config.dataset_table is not None and config.source is not None:
+        # plugins loaded with the rules may have declared more model-path keys
+        from curate.trust import refuse_dataset_model_paths
+
+        refuse_dataset_model_paths(config.dataset_table, config.source)
+    # options are checked before any analysis runs: a typo costs one line, not a model load
+    options = {rule.code: config.options_for(rule) for rule in rules}
     needed = {n for r in rules for n in r.needs}
     run_analyses(ctx, needed, cache)
     diagnostics: list[Diagnostic] = []
     for rule in rules:
-        opts = config.options_for(rule)
+        opts = options[rule.code]
         for d in rule.check(ctx, opts):
             if d.rel and ignored_for_path(rule, d.rel, config.per_path_ignores):
                 continue

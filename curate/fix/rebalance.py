@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from curate.config import CONFIG_NAME, Config
-from curate.dataset.derived import MANIFEST, load_manifest, rebalance_entries, replacements
+from curate.dataset.derived import MANIFEST, TEXT_CROP, load_manifest, rebalance_entries, replacements
 from curate.dataset.model import OWN_DIR, Dataset
 from curate.errors import KlintError
 from curate.fix.trainplan import base_repeats, repeats_per_image  # noqa: F401  (base_repeats: re-exported)
@@ -122,6 +122,7 @@ class Record:
     head_height: float | None = None
     caption: str | None = None
     derived_from: str | None = None  # source rel for a crop
+    problem: str | None = None  # why the image could not be measured (it then counts in no group)
 
 
 @dataclasses.dataclass
@@ -343,14 +344,16 @@ def _collect(dataset: Dataset, config: Config, out_prefix: str, use_cache: bool,
         fr, pose = found.get(it.rel_image, (None, None))
         fr, pose = fr or {}, pose or {}
         w, h = pose.get("width"), pose.get("height")
+        problem = None
         if not (w and h):
             try:
                 w, h = _oriented_size(it.image)
-            except OSError:
+            except Exception as exc:  # PIL raises many kinds for hostile files, DecompressionBombError included
                 w, h = 0, 0
+                problem = f"cannot be decoded ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})"
         records.append(Record(rel=it.rel_image, framing=_framing_of(fr), width=int(w), height=int(h),
                               keypoints=fr.get("keypoints"), head_height=fr.get("head_height_px"),
-                              caption=it.caption_text))
+                              caption=it.caption_text, problem=problem))
     return records
 
 
@@ -419,7 +422,7 @@ def render_table(plan: Plan) -> str:
 
 
 def _notes(plan: Plan, display) -> list[str]:
-    out = []
+    out = [f"{display(m.rel)}: {m.problem}; it counts toward no group" for m in plan.members if m.problem]
     for c in plan.crops:
         extra = f"; caption drops: {', '.join(c.dropped)}" if c.dropped else ""
         out.append(f"crop: {display(c.source)} -> {display(c.rel)} ({FRAMING_PHRASE[c.framing]}, "
@@ -504,45 +507,51 @@ def _toml_text(path: Path, settings: dict[str, Any], new_tables: dict[str, Any])
     return tomlkit.dumps(doc)
 
 
-def apply_plan(root: Path, plan: Plan, raw_toml: dict[str, Any], new_tables: dict[str, Any],
-               config: Config) -> list[str]:
-    """Write what differs, crops and captions first, manifest and klint.toml last (each atomic)."""
+def _render_all(root: Path, crops: list[CropJob]) -> list[bytes]:
+    """Every crop in memory before anything is written: a bad source stops the run, not half of it."""
+    from PIL import Image
 
+    out = []
+    for job in crops:
+        try:
+            out.append(_render_crop(root, job))
+        except Image.DecompressionBombError as exc:
+            raise KlintError(f"{root / job.source}: too large to decode safely ({str(exc).splitlines()[0][:120]})"
+                             ) from None
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise KlintError(f"{root / job.source}: cannot decode for cropping: {exc}") from None
+    return out
+
+
+def apply_plan(root: Path, plan: Plan, raw_toml: dict[str, Any], new_tables: dict[str, Any],
+               config: Config, notes: list[str] | None = None) -> list[str]:
+    """Write what differs, crops and captions first, manifest and klint.toml last (each atomic).
+
+    klint touches only what it wrote: a crop path that holds something other than the bytes
+    the manifest recorded is left alone and named in `notes`, and so is a manifest entry that
+    is not a file klint derives.
+    """
+    from curate.dataset.derived import sha256
     from curate.engine.diagnostic import WriteBytes, WriteText
     from curate.fix.apply import Writer
 
-    writer: Writer | None = None
+    notes = notes if notes is not None else []
+    writer = Writer(root)
     changed: list[str] = []
+    problems: list[str] = []
+    all_entries = load_manifest(root, problems)
+    notes.extend(problems)
+    # clean text crops (image.text-overlay's fix) are not the plan's: kept as they are
+    others = [e for e in all_entries if e.get("kind") == TEXT_CROP]
+    old_entries = [e for e in all_entries if e.get("kind") != TEXT_CROP]
+    recorded = {e["path"]: e.get("sha256") for e in old_entries}
+    recorded.update({e["caption"]: e.get("caption_sha256") for e in old_entries if e.get("caption")})
 
-    def w() -> Writer:
-        nonlocal writer
-        if writer is None:
-            writer = Writer(root)
-        return writer
+    def ours(rel: str, data: bytes | None) -> bool:
+        """Does `rel` hold nothing, or exactly what klint recorded writing there?"""
+        return data is None or (recorded.get(rel) is not None and sha256(data) == recorded[rel])
 
-    sources = {r.rel: r.framing for r in plan.members}
-    for job in plan.crops:
-        data = _render_crop(root, job)
-        if _read(root / job.rel) != data:
-            w().apply(WriteBytes(str(root / job.rel), data))
-            changed.append(job.rel)
-            _pause()
-        if _read(root / job.caption_rel) != job.caption.encode("utf-8"):
-            w().apply(WriteText(str(root / job.caption_rel), job.caption))
-            changed.append(job.caption_rel)
-            _pause()
-
-    old_entries = rebalance_entries(root)
-    others = [e for e in load_manifest(root) if e not in old_entries]  # text crops: not the plan's to drop
-    keep = {c.rel for c in plan.crops}
-    entries = others + [c.manifest_entry(sources.get(c.source, "wider")) for c in plan.crops]
-    manifest_text = json.dumps({"version": 1, "items": entries}, indent=2) + "\n"
-    mpath = root / MANIFEST
-    if (plan.crops or mpath.exists()) and _read(mpath) != manifest_text.encode("utf-8"):
-        w().apply(WriteText(str(mpath), manifest_text))
-        changed.append(MANIFEST)
-        _pause()
-
+    rendered = _render_all(root, plan.crops)
     new_raw = dict(raw_toml)
     if not (root / CONFIG_NAME).is_file() and config.source is not None and config.source.name == "pyproject.toml":
         # a new klint.toml shadows [tool.klint]; carry those settings over so nothing else changes
@@ -553,38 +562,103 @@ def apply_plan(root: Path, plan: Plan, raw_toml: dict[str, Any], new_tables: dic
     new_raw.pop("repeats", None)
     new_raw.pop("rebalance", None)
     new_raw.update(new_tables)
-    if new_raw != raw_toml:
-        w().apply(WriteText(str(root / CONFIG_NAME), _toml_text(root / CONFIG_NAME, new_raw, new_tables)))
+    toml_edit = WriteText(str(root / CONFIG_NAME), _toml_text(root / CONFIG_NAME, new_raw, new_tables)) \
+        if new_raw != raw_toml else None
+    # everything is checked before anything is written
+    for job, data in zip(plan.crops, rendered):
+        writer.check(WriteBytes(str(root / job.rel), data))
+        writer.check(WriteText(str(root / job.caption_rel), job.caption))
+    writer.check(WriteText(str(root / MANIFEST), ""))
+    if toml_edit is not None:
+        writer.check(toml_edit)
+
+    sources = {r.rel: r.framing for r in plan.members}
+    entries = []
+    for job, data in zip(plan.crops, rendered):
+        entry = job.manifest_entry(sources.get(job.source, "wider"))
+        entry["sha256"] = sha256(data)
+        entry["caption_sha256"] = sha256(job.caption.encode("utf-8"))
+        entries.append(entry)
+        current = _read(root / job.rel)
+        if current != data:
+            if not ours(job.rel, current):
+                notes.append(f"left alone {job.rel}: it is not the crop klint wrote there (move it away to let "
+                             f"klint write the crop)")
+                entries.pop()
+                continue
+            writer.apply(WriteBytes(str(root / job.rel), data))
+            changed.append(job.rel)
+            _pause()
+        if _read(root / job.caption_rel) != job.caption.encode("utf-8"):
+            writer.apply(WriteText(str(root / job.caption_rel), job.caption))
+            changed.append(job.caption_rel)
+            _pause()
+
+    keep = {e["path"] for e in entries + others} | {e["caption"] for e in entries + others if e.get("caption")}
+    manifest_text = json.dumps({"version": 1, "items": others + entries}, indent=2) + "\n"
+    mpath = root / MANIFEST
+    if (entries or mpath.exists()) and _read(mpath) != manifest_text.encode("utf-8"):
+        writer.apply(WriteText(str(mpath), manifest_text))
+        changed.append(MANIFEST)
+        _pause()
+
+    if toml_edit is not None:
+        writer.apply(toml_edit)
         changed.append(CONFIG_NAME)
         _pause()
 
-    # crops no longer in the plan (earlier plans, interrupted runs) go to the backup folder
+    # crops no longer in the plan (earlier plans) go to the backup folder, if they are klint's
     stale = set()
     for e in old_entries:
         stale.update({e["path"], e.get("caption") or e["path"].rsplit(".", 1)[0] + ".txt"})
     derived_dir = root / DERIVED_DIR
-    if derived_dir.is_dir():
+    if derived_dir.is_dir() and not derived_dir.is_symlink():
         for p in derived_dir.rglob("*"):
             if p.is_file() and _DERIVED_NAME.search(p.name.replace(".txt", ".png")):
                 stale.add(p.relative_to(root).as_posix())
-    stale -= keep | {c.caption_rel for c in plan.crops}
+    stale -= keep | {c.rel for c in plan.crops} | {c.caption_rel for c in plan.crops}
+    from curate.dataset.derived import plain_rel
+
     for rel in sorted(stale):
         src = root / rel
-        if src.is_file():
-            dest = w().backup_dir / rel
+        if not plain_rel(root, rel) or not src.is_file():
+            continue
+        if not ours(rel, _read(src)):
+            notes.append(f"left alone {rel}: not in the plan, but not what klint wrote there either")
+            continue
+        dest = writer.backup_dir / rel
+        try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dest)
-            changed.append(f"{rel} (moved to backup)")
+        except OSError as exc:
+            from curate.errors import os_error
+
+            raise os_error(exc, src, "cannot move to the backup folder") from None
+        changed.append(f"{rel} (moved to backup)")
     return changed
 
 
 def rebalance_cmd(target, *, strategy: str = "repeats", dry_run: bool = False, out_dir: str | None = None,
                   use_cache: bool = True, no_progress: bool = False) -> int:
+    if dry_run:
+        return _rebalance(target, strategy, True, out_dir, use_cache, no_progress)
+    from curate.dataset.lock import dataset_lock
+
+    with dataset_lock(target.root, "klint fix --rebalance"):
+        return _rebalance(target, strategy, False, out_dir, use_cache, no_progress)
+
+
+def _rebalance(target, strategy: str, dry_run: bool, out_dir: str | None, use_cache: bool, no_progress: bool) -> int:
     import click
 
+    from curate.cli.output import safe_text
     from curate.dataset.scan import scan
 
     dataset = scan(target.root)
+    if not dry_run and dataset.leftovers:
+        from curate.dataset.lock import remove_leftovers
+
+        remove_leftovers(dataset.leftovers)
     root = dataset.root
     if out_dir is None:
         out_prefix = DERIVED_DIR
@@ -604,23 +678,26 @@ def rebalance_cmd(target, *, strategy: str = "repeats", dry_run: bool = False, o
     plan = make_plan(records, strategy, resolution=target.config.resolution, targets=targets, max_ratio=ratio,
                      avg_repeats=avg, out_prefix=out_prefix, stored=stored)
     tables = plan.tables(stage2)
-    click.echo(f"Rebalance plan for {dataset.display_root} (strategy: {strategy})")
+    click.echo(safe_text(f"Rebalance plan for {dataset.display_root} (strategy: {strategy})"))
     click.echo(render_table(plan), nl=False)
     for note in _notes(plan, dataset.display):
-        click.echo(note)
+        click.echo(safe_text(note))
     if dry_run:
         click.echo("Dry run: nothing written.")
     else:
         had_own = (root / CONFIG_NAME).is_file()
-        changed = apply_plan(root, plan, raw, tables, target.config)
+        notes: list[str] = []
+        changed = apply_plan(root, plan, raw, tables, target.config, notes)
+        for note in notes:
+            click.echo(safe_text(note))
         src = target.config.source
         if changed and not had_own and src is not None and src.name == "pyproject.toml":
             click.echo(f"Created {dataset.display(CONFIG_NAME)} with the [tool.klint] settings of {src} copied in "
                        f"(a dataset's klint.toml takes precedence).")
         if changed:
-            click.echo(f"Wrote {len(changed)} file(s): " + ", ".join(changed[:6])
-                       + (f", ... ({len(changed) - 6} more)" if len(changed) > 6 else ""))
-            click.echo(f"Plan stored in {dataset.display(CONFIG_NAME)} ([repeats], [rebalance]).")
+            click.echo(safe_text(f"Wrote {len(changed)} file(s): " + ", ".join(changed[:6])
+                                 + (f", ... ({len(changed) - 6} more)" if len(changed) > 6 else "")))
+            click.echo(safe_text(f"Plan stored in {dataset.display(CONFIG_NAME)} ([repeats], [rebalance])."))
         else:
             click.echo("Nothing to change: the stored plan is already up to date.")
     if not plan.balanced():

@@ -197,6 +197,12 @@ def _overlay(rec: dict[str, Any]) -> str:
             + "".join(parts) + "</svg>")
 
 
+def _identity_threshold(result) -> float | None:
+    from curate.analysis.identity import dataset_identity
+
+    return dataset_identity(result.context).get("threshold")
+
+
 TEXT_COLOUR = {"error": "#ff2d2d", "warning": "#ff9f1a", "info": "#8fa3b8"}
 
 
@@ -238,6 +244,9 @@ class _Page:
             self.css_class[rec["rel"]] = f"t{i}"
             if t is not None and not (_num(rec.get("width")) and _num(rec.get("height"))):
                 rec["width"], rec["height"] = t[3], t[4]
+        from curate.report.faces import FaceChips
+
+        self.faces = FaceChips(records, _identity_threshold(result))
         self.by_key: dict[str, list[Diagnostic]] = defaultdict(list)
         self.dataset_level: list[Diagnostic] = []
         keys = {rec["key"] for rec in records}
@@ -254,6 +263,7 @@ class _Page:
         for rel, t in self.thumbs.items():
             if t is not None:
                 out.append(f'.{self.css_class[rel]}{{background-image:url("data:image/jpeg;base64,{t[0]}")}}')
+        out.append(self.faces.css())
         return "\n".join(out)
 
     def mini(self, rec: dict[str, Any]) -> str:
@@ -478,7 +488,7 @@ class _Page:
         text = escape(f'{rec["path"]} {cap or ""}'.lower())
         return (f'<article class="card sev-{sev}" data-sev="{sev}" data-text="{text}">{thumb}'
                 f'<div class="info"><div class="name" title="{escape(rec["path"])}">{name}</div>'
-                f'<div class="meta">{"".join(chips)}</div>'
+                f'<div class="meta">{self.faces.card_html(rec)}{"".join(chips)}</div>'
                 f'{caption}{body}</div></article>')
 
     def grid(self) -> str:
@@ -537,7 +547,7 @@ class _Page:
             f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>{escape(title)}</title><style>{CSS}\n{self.thumb_css()}</style></head>'
-            f'<body><main>{self.header()}{self.composition()}{self.variety()}{self.grid()}{self.dataset_section()}'
+            f'<body><main>{self.header()}{self.composition()}{self.variety()}{self.faces.strip()}{self.grid()}{self.dataset_section()}'
             f'<footer>klint {escape(__version__)} · {stamp}</footer></main><script>{JS}</script></body></html>\n'
         )
 

@@ -38,7 +38,9 @@ PIPELINE_CLASSES = ("Flux2KleinPipeline", "Flux2KleinKVPipeline")
 def _from_pretrained(src: str | Path, dtype: torch.dtype, **kw):
     from diffusers import DiffusionPipeline
 
-    pipe = DiffusionPipeline.from_pretrained(src, dtype=dtype, **kw)
+    # safetensors only: a pickled .bin in a model folder is code, and diffusers would load it
+    kw.setdefault("use_safetensors", True)
+    pipe = DiffusionPipeline.from_pretrained(src, dtype=dtype, trust_remote_code=False, **kw)
     if type(pipe).__name__ not in PIPELINE_CLASSES:
         raise KlintError(f"{src}: is a {type(pipe).__name__}, not a FLUX.2 [klein] pipeline")
     return pipe

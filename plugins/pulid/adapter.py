@@ -26,6 +26,15 @@ from .encoders import (OFFICIAL_CA, OFFICIAL_ENCODER, OFFICIAL_NUM_CA, IDFormer,
 from .hooks import transformer_slots
 
 KLINT_FORMAT = "pulid-klein-1"
+# the official IDFormer was trained on antelopev2's glintr100 embeddings (PuLID's pipeline_flux.py)
+OFFICIAL_RECOGNITION = {"file": "glintr100.onnx", "pack": "antelopev2"}
+# key prefixes of the ComfyUI "PuLID for FLUX.2" node (iFayens/ComfyUI-PuLID-Flux2, Fayens/Pulid-Flux2)
+COMFY_FLUX2_PREFIXES = ("id_former.", "double_ca.", "single_ca.")
+COMFY_FLUX2_REFUSAL = (
+    "is the ComfyUI 'PuLID for FLUX.2' node's format (id_former/double_ca/single_ca keys), not PuLID: a "
+    "different, 4-token ID former on pooled CLIP only, and its released tensors do not match its own module "
+    "names, so its loader (strict=False) leaves the cross-attentions random. klint does not load it; use "
+    "--mode reference (Klein's trained native references) instead")
 NO_KLEIN_ADAPTER = ("no PuLID adapter trained for FLUX.2 [klein] exists; pass --pulid-weights with the official "
                     "pulid_flux_v0.9.1.safetensors (klein-4B only, experimental: its cross-attentions were "
                     "trained on FLUX.1-dev) or a klint-format adapter, or use --mode reference")
@@ -43,23 +52,34 @@ class PulidAdapter(nn.Module):
         self.pulid_encoder = IDFormer(**encoder_cfg)
         self.pulid_ca = nn.ModuleList(PerceiverAttentionCA(**ca_cfg) for _ in slots)
         self.source = "random"
+        self.recognition: dict[str, Any] | None = None  # the face recognition model it was trained with
 
     @property
     def id_dim(self) -> int:
         return int(self.encoder_cfg["id_dim"])
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, *, recognition: dict[str, Any] | None = None) -> None:
+        """`recognition`: the face model whose embeddings trained it (file name + sha256), checked on use."""
         from safetensors.torch import save_file
 
         meta = {"klint_format": KLINT_FORMAT,
                 "config": json.dumps({"encoder": self.encoder_cfg, "ca": self.ca_cfg, "slots": self.slots})}
+        rec = recognition if recognition is not None else self.recognition
+        if rec:
+            meta["recognition"] = json.dumps({"file": rec.get("file"), "sha256": rec.get("sha256")})
         save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(path), metadata=meta)
 
     @torch.no_grad()
     def id_tokens(self, id_cond: torch.Tensor, vit_hidden: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(conditional tokens, the negative call's tokens = IDFormer of zeros, as PuLID does)."""
+        """(conditional tokens, the negative call's tokens).
+
+        The negative is IDFormer of zeros for ONE reference, whatever R is (PuLID v1.1): R zero
+        references would weigh R x the zero ID tokens and ViT tokens in every attention and give a
+        negative that drifts with the number of references."""
         cond = self.pulid_encoder(id_cond, vit_hidden)
-        uncond = self.pulid_encoder(torch.zeros_like(id_cond), [torch.zeros_like(h) for h in vit_hidden])
+        refs = id_cond.shape[1] if id_cond.ndim == 3 else 1
+        one = torch.zeros_like(id_cond[:, :1] if id_cond.ndim == 3 else id_cond)
+        uncond = self.pulid_encoder(one, [torch.zeros_like(h[:, :h.shape[1] // refs]) for h in vit_hidden])
         return cond, uncond
 
 
@@ -102,7 +122,15 @@ def load_adapter(path: str | Path, transformer: nn.Module) -> PulidAdapter:
         adapter = PulidAdapter(cfg["encoder"], cfg["ca"], saved)
         _strict(adapter, {k: v.float() for k, v in state.items()}, "adapter", path)
         adapter.source = f"klint adapter {path.name}"
+        if meta.get("recognition"):
+            try:
+                rec = json.loads(meta["recognition"])
+            except ValueError:
+                raise KlintError(f"{path}: bad recognition metadata") from None
+            adapter.recognition = {"file": str(rec.get("file")), "sha256": rec.get("sha256")}
         return adapter.eval()
+    if any(k.startswith(COMFY_FLUX2_PREFIXES) for k in state):
+        raise KlintError(f"{path}: {COMFY_FLUX2_REFUSAL}")
     if "pulid_encoder.latents" not in state:
         raise KlintError(f"{path}: neither the official PuLID-FLUX file nor a klint adapter "
                          f"(no pulid_encoder.latents)")
@@ -113,23 +141,53 @@ def load_adapter(path: str | Path, transformer: nn.Module) -> PulidAdapter:
     adapter = PulidAdapter(OFFICIAL_ENCODER, OFFICIAL_CA, slots)
     _strict(adapter.pulid_encoder, {k: v.float() for k, v in split_prefix(state, "pulid_encoder").items()},
             "pulid_encoder", path)
-    n_double = len(transformer.transformer_blocks)
-    n_single = len(transformer.single_transformer_blocks)
-    for ca, (kind, idx) in zip(adapter.pulid_ca, slots):
-        k = official_ca_for_slot(kind, idx, n_double if kind == "double" else n_single)
+    for ca, k in zip(adapter.pulid_ca, official_ca_indices(transformer)):
         if k >= OFFICIAL_NUM_CA:
             raise KlintError(f"{path}: official file has no pulid_ca.{k}")
         _strict(ca, {n: v.float() for n, v in split_prefix(state, f"pulid_ca.{k}").items()}, f"pulid_ca.{k}", path)
     warnings.warn("PuLID-FLUX v0.9.1 cross-attentions were trained on FLUX.1-dev, not Klein: reused by "
                   "relative depth as an experiment; expect weak or broken identity transfer", stacklevel=2)
     adapter.source = f"official PuLID-FLUX {path.name} (FLUX.1-dev CAs reused on Klein)"
+    adapter.recognition = dict(OFFICIAL_RECOGNITION)
     return adapter.eval()
 
 
+def official_ca_indices(transformer: nn.Module) -> list[int]:
+    """For each Klein slot, the index of the v0.9.1 `pulid_ca.k` that load_adapter puts there."""
+    n_double = len(transformer.transformer_blocks)
+    n_single = len(transformer.single_transformer_blocks)
+    return [official_ca_for_slot(kind, idx, n_double if kind == "double" else n_single)
+            for kind, idx in transformer_slots(transformer)]
+
+
+def check_recognition(adapter: PulidAdapter, actual: dict[str, Any]) -> None:
+    """Refuse a face recognition model other than the one the adapter's encoder was trained on.
+
+    Any 512-d recogniser fits the shapes (buffalo_l's w600k_r50 as well as glintr100), but the
+    embeddings live in different spaces: the encoder would read another model's features as noise."""
+    want = adapter.recognition
+    if not want or actual.get("file") == "tiny":
+        return
+    if want.get("sha256") and actual.get("sha256"):
+        if want["sha256"] == actual["sha256"]:
+            return
+        raise KlintError(f"--face-model: recognition model {actual.get('file')} (sha256 {actual['sha256'][:12]}) "
+                         f"is not the one this adapter was trained with ({want.get('file')}, sha256 "
+                         f"{want['sha256'][:12]})")
+    if actual.get("file") != want.get("file"):
+        pack = f" ({want['pack']})" if want.get("pack") else ""
+        raise KlintError(f"--face-model: recognition model {actual.get('file')} is not {want.get('file')}{pack}, "
+                         f"the model {adapter.source} was trained with; its embeddings are another feature "
+                         f"space. Point --face-model at an antelopev2 folder")
+
+
 def encode_references(face_model: Any, eva: Any, refs: list[Path], *, device: str = "cpu",
-                      dtype=torch.float32) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(id_cond (1, R, face+pooled), 5 x (1, R*L, W)) for R reference photos (largest face each)."""
+                      dtype=torch.float32, parser: Any = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(id_cond (1, R, face+pooled), 5 x (1, R*L, W)) for R reference photos (largest face each).
+
+    `parser`: a BiSeNet face parser (parsing.py); None greys the whole aligned crop."""
     from .faces import load_image_bgr
+    from .parsing import face_features
     from .vision import align_face
 
     conds, hiddens = [], []
@@ -138,7 +196,7 @@ def encode_references(face_model: Any, eva: Any, refs: list[Path], *, device: st
         face = face_model.largest(bgr)
         if face is None:
             raise KlintError(f"{r}: no face detected in the reference image")
-        x = eva.preprocess(align_face(bgr, face.kps, face.bbox)).to(device, dtype)
+        x = eva.preprocess(face_features(align_face(bgr, face.kps, face.bbox), parser)).to(device, dtype)
         pooled, hidden = eva(x)
         # PuLID feeds the raw (unnormalised) recognition embedding next to the unit CLIP vector
         arc = torch.from_numpy(np.asarray(face.embedding, dtype=np.float32)).to(device, dtype)[None]

@@ -17,6 +17,14 @@ from curate.errors import KlintError
 from .job import MODES, InferJob
 
 MAX_NATIVE_REFS = 4  # BFL documents up to 4 reference images for Klein
+TINY_MODELS = ("tiny", "tiny-kv")
+TINY_NOTE = ("klint: note: --model {model} is a tiny model with random weights, built for tests: its images are "
+             "noise and say nothing about identity or quality")
+BASE_CACHE_REFUSAL = (
+    "--ref-cache on: this checkpoint is not the KV variant (Flux2KleinKVPipeline), so caching would not be a cache: "
+    "the KV pipeline puts the references first, gives them t = 0 modulation and lets them attend only to "
+    "themselves, which a base checkpoint was not trained for and which changes the image. Use --ref-cache "
+    "auto/off here, or a KV checkpoint")
 
 
 def _device_dtype(job: InferJob) -> tuple[str, torch.dtype]:
@@ -29,6 +37,8 @@ def load_pipeline(model: str, device: str, dtype: torch.dtype):
     """The trainer's loader (folder, offline hub id, single file, tiny); distilled is fine here."""
     from plugins.klein.loading import load_pipeline as load
 
+    if model == "tiny-kv":  # the tiny random weights driven as the KV variant (tests, benchmarks)
+        return _kv_pipeline(load("tiny", dtype=dtype, warn=lambda _msg: None)).to(device)
     return load(model, dtype=dtype, warn=lambda _msg: None).to(device)
 
 
@@ -51,6 +61,8 @@ def _use_ref_cache(job: InferJob, pipe) -> bool:
             raise KlintError("--ref-cache off: this checkpoint is the KV variant, which always caches references")
         return False
     if job.ref_cache == "on":
+        if not is_kv:
+            raise KlintError(BASE_CACHE_REFUSAL)
         if job.cfg > 1 and not getattr(pipe.config, "is_distilled", True):
             raise KlintError("--ref-cache on runs without classifier-free guidance; use --cfg 1")
         return True
@@ -71,11 +83,12 @@ def _load_refs(paths: list[Path]) -> list:
 
 
 def _pulid_parts(job: InferJob, transformer, device: str, dtype: torch.dtype):
-    from .adapter import NO_KLEIN_ADAPTER, build_tiny_adapter, load_adapter
+    from .adapter import NO_KLEIN_ADAPTER, build_tiny_adapter, check_recognition, load_adapter
     from .faces import TinyFaceModel, load_face_model
+    from .parsing import NO_PARSING_NOTE, build_tiny_parser, load_parser
     from .vision import build_tiny_encoder, load_eva_encoder
 
-    tiny = job.model == "tiny"
+    tiny = job.model in TINY_MODELS
     if job.face_model:
         face = load_face_model(job.face_model, gpu=device.startswith("cuda"))
     elif tiny:
@@ -99,7 +112,21 @@ def _pulid_parts(job: InferJob, transformer, device: str, dtype: torch.dtype):
     if adapter.id_dim != face.embedding_dim + eva.pooled_dim:
         raise KlintError(f"adapter expects {adapter.id_dim}-d ID input; face model gives {face.embedding_dim} "
                          f"and EVA gives {eva.pooled_dim}")
-    return face, eva, adapter.to(device, dtype)
+    check_recognition(adapter, face.recognition)
+    if job.parsing_weights:
+        parser = load_parser(job.parsing_weights).to(device)
+    elif tiny:
+        parser = build_tiny_parser()
+    else:
+        parser = None
+        print(f"klint: warning: {NO_PARSING_NOTE}", file=sys.stderr)
+    return face, eva, adapter.to(device, dtype), parser
+
+
+def _parsing_label(job: InferJob, parser) -> str:
+    if parser is None:
+        return "none: whole aligned crop in grey (not PuLID's input)"
+    return str(job.parsing_weights) if job.parsing_weights else "tiny random BiSeNet"
 
 
 def generate(job: InferJob, pipe=None, *, output_type: str = "pil") -> tuple[list[Any], dict[str, Any]]:
@@ -112,6 +139,11 @@ def generate(job: InferJob, pipe=None, *, output_type: str = "pil") -> tuple[lis
     if pipe is None:
         pipe = load_pipeline(job.model, device, dtype)
     info: dict[str, Any] = {"mode": job.mode, "model": job.model, "device": device, "seed": job.seed}
+    if job.model in TINY_MODELS:
+        print(TINY_NOTE.format(model=job.model), file=sys.stderr)
+        info["random_weights"] = True
+    if job.refs:
+        info["references"] = reference_records(job.refs)
     if job.lora:
         try:
             pipe.load_lora_weights(str(job.lora), adapter_name="klint")
@@ -128,26 +160,31 @@ def generate(job: InferJob, pipe=None, *, output_type: str = "pil") -> tuple[lis
     if native and _use_ref_cache(job, pipe):
         runner = _kv_pipeline(pipe)
         info["ref_cache"] = True
+    from diffusers import Flux2KleinKVPipeline
+
+    # the KV pipeline takes no guidance and calls the transformer once per step
+    base_runner = not isinstance(runner, Flux2KleinKVPipeline)
     kwargs: dict[str, Any] = dict(prompt=job.prompt, image=refs, height=job.height, width=job.width,
                                   num_inference_steps=job.steps, num_images_per_prompt=job.num_images,
                                   generator=torch.Generator(device="cpu").manual_seed(job.seed),
                                   output_type=output_type)
-    if runner is pipe:
+    if base_runner:
         kwargs["guidance_scale"] = job.cfg
     try:
         if job.mode == "pulid":
             from .adapter import encode_references
             from .hooks import IDInjector
 
-            face, eva, adapter = _pulid_parts(job, pipe.transformer, device, dtype)
-            id_cond, vit = encode_references(face, eva, list(job.refs), device=device, dtype=dtype)
+            face, eva, adapter, parser = _pulid_parts(job, pipe.transformer, device, dtype)
+            id_cond, vit = encode_references(face, eva, list(job.refs), device=device, dtype=dtype, parser=parser)
             cond, uncond = adapter.id_tokens(id_cond, vit)
             # the base pipeline calls the transformer twice per step under CFG: cond, then uncond
-            cfg_on = runner is pipe and job.cfg > 1 and not getattr(pipe.config, "is_distilled", False)
+            cfg_on = base_runner and job.cfg > 1 and not getattr(pipe.config, "is_distilled", False)
             with IDInjector(pipe.transformer, adapter.pulid_ca, cond, uncond, weight=job.id_weight,
                             start=job.id_start, num_steps=job.steps, cfg=cfg_on) as inj:
                 images = runner(**kwargs).images
-            info.update(adapter=adapter.source, face_model=face.name, id_weight=job.id_weight,
+            info.update(adapter=adapter.source, face_model=face.name, face_recognition=face.recognition,
+                        face_parsing=_parsing_label(job, parser), id_weight=job.id_weight,
                         id_start=job.id_start, id_injections=len(inj.fired))
         else:
             images = runner(**kwargs).images
@@ -182,19 +219,74 @@ class KleinInference:
             print(p)
         info["images"] = [str(p) for p in saved]
         if job.eval_face_model:
-            info["eval"] = evaluate(job.eval_face_model, job.refs, saved, conditioning=job.face_model)
+            info["eval"] = evaluate(job.eval_face_model, job.refs, saved, conditioning=info.get("face_recognition"))
             ev = info["eval"]
-            print(f"identity: {ev['model']} detection {ev['detected']}/{ev['images']}, "
-                  f"mean similarity {ev['mean_similarity']}, median {ev['median_similarity']}")
+            if "mean_distance" in ev:
+                print(f"identity: {ev['model']} detection {ev['detected']}/{ev['images']}, "
+                      f"mean distance {ev['mean_distance']}, same person in {ev['match_rate']}")
+            else:
+                print(f"identity: {ev['model']} detection {ev['detected']}/{ev['images']}, "
+                      f"mean similarity {ev['mean_similarity']}, median {ev['median_similarity']}")
         meta = _unique(job.out / f"{job.mode}_s{job.seed}.json")
         meta.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         return 0
 
 
-def evaluate(face_model: str, refs: list[Path], images: list[Path], *, conditioning: str | None = None) -> dict:
-    from .faces import identity_scores, load_face_model, resolve_model_dir
+def reference_records(refs: list[Path]) -> list[dict[str, str]]:
+    """Which reference images a run used: path and content hash (a renamed or edited file shows)."""
+    from .faces import file_sha256
 
-    if conditioning and conditioning != "tiny" and resolve_model_dir(conditioning) == resolve_model_dir(face_model):
-        print("klint: warning: evaluating with the conditioning face model inflates similarity; "
-              "use a different recognition model", file=sys.stderr)
-    return identity_scores(load_face_model(face_model), list(refs), list(images))
+    return [{"path": str(p), "sha256": file_sha256(p)} for p in refs]
+
+
+def evaluate(face_model: str | None, refs: list[Path], images: list[Path], *,
+             conditioning: dict[str, Any] | None = None) -> dict:
+    """`conditioning`: the recognition-model record ({"file", "sha256"}) that conditioned the images.
+
+    `face_model` None or "dlib": klint's offline dlib model, by construction not the insightface
+    model that conditioned PuLID."""
+    if face_model in (None, "dlib"):
+        from curate.analysis.face import score_identity
+
+        return score_identity(list(refs), list(images))
+    from .faces import SAME_MODEL_WARNING, identity_scores, load_face_model, same_recognition_model
+
+    model = load_face_model(face_model)
+    rec = getattr(model, "recognition", None)
+    if same_recognition_model(conditioning, rec):
+        print(SAME_MODEL_WARNING.format(file=rec["file"]), file=sys.stderr)
+    out = identity_scores(model, list(refs), list(images))
+    out["recognition"] = rec
+    return out
+
+
+_RECORD_MAX_BYTES = 1 << 20
+_RECORD_MAX_FILES = 200
+
+
+def conditioning_record(face_model: str | None, images: list[Path]) -> dict[str, Any] | None:
+    """The recognition model that conditioned `images`: from `face_model` when given, else from the
+    `klint infer` JSON written beside them (its `face_recognition`, for a JSON that lists the image)."""
+    if face_model:
+        from .faces import load_face_model
+
+        return getattr(load_face_model(face_model), "recognition", None)
+    wanted: dict[Path, set[str]] = {}
+    for p in images:
+        wanted.setdefault(p.parent, set()).add(p.name)
+    for folder, names in wanted.items():
+        jsons = sorted(q for q in folder.glob("*.json") if q.is_file() and not q.is_symlink())
+        for q in jsons[:_RECORD_MAX_FILES]:
+            try:
+                if q.stat().st_size > _RECORD_MAX_BYTES:
+                    continue
+                data = json.loads(q.read_text(encoding="utf-8"))
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue
+            if not isinstance(data, dict) or not isinstance(data.get("face_recognition"), dict):
+                continue
+            listed = data.get("images")
+            if isinstance(listed, list) and names & {Path(str(x)).name for x in listed}:
+                rec = data["face_recognition"]
+                return {"file": str(rec.get("file")), "sha256": rec.get("sha256")}
+    return None

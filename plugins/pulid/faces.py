@@ -94,6 +94,14 @@ class InsightFaceModel:
         shape = self.app.models["recognition"].output_shape
         return int(shape[-1])
 
+    @property
+    def recognition(self) -> dict[str, Any]:
+        """The recognition model in use: file name and sha256 (the file insightface picked)."""
+        if not hasattr(self, "_recognition"):
+            f = Path(self.app.models["recognition"].model_file)
+            self._recognition = {"file": f.name, "sha256": file_sha256(f)}
+        return self._recognition
+
     def faces(self, bgr: np.ndarray) -> list[FaceResult]:
         out = []
         for f in self.app.get(bgr):
@@ -112,6 +120,7 @@ class TinyFaceModel:
     fixed random projection of its 16x16 grey thumbnail. Exercises the data flow, knows no faces."""
 
     name = "tiny"
+    recognition = {"file": "tiny", "sha256": None}
 
     def __init__(self, dim: int = 16, seed: int = 0):
         self.embedding_dim = dim
@@ -136,6 +145,32 @@ class TinyFaceModel:
 
 def load_face_model(spec: str | Path, *, gpu: bool = False) -> Any:
     return TinyFaceModel() if str(spec) == "tiny" else InsightFaceModel(spec, gpu=gpu)
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---- the "same model as conditioning" check (kept apart: eval-id and infer --eval share it) -------
+
+SAME_MODEL_WARNING = ("klint: warning: evaluating with the recognition model that conditioned the images "
+                      "({file}) inflates similarity; use a different recognition model")
+
+
+def same_recognition_model(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two recognition-model records ({"file", "sha256"}) name the same model: by content
+    hash when both have one (a renamed copy is still the same model), else by file name."""
+    if not a or not b or "tiny" in (a.get("file"), b.get("file")):
+        return False
+    if a.get("sha256") and b.get("sha256"):
+        return a["sha256"] == b["sha256"]
+    return bool(a.get("file")) and a.get("file") == b.get("file")
 
 
 # ---- identity similarity ------------------------------------------------------------------------

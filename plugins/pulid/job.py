@@ -28,6 +28,7 @@ class InferJob:
     face_model: str | None = None  # insightface pack folder used for conditioning
     eva_weights: Path | None = None
     pulid_weights: Path | None = None
+    parsing_weights: Path | None = None  # facexlib BiSeNet parsing_bisenet.pth (or .safetensors)
     with_reference: bool = False  # pulid: also pass the references natively
     ref_cache: str = "auto"  # reference K/V computed once (auto|on|off)
     eval_face_model: str | None = None  # a different recognition model, for --eval

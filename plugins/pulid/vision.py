@@ -48,18 +48,14 @@ class EvaFaceEncoder(torch.nn.Module):
         hidden = [torch.cat([prefix, spatial], dim=1) for spatial, prefix in inter]
         return pooled, hidden
 
-    def preprocess(self, aligned_rgb: np.ndarray) -> torch.Tensor:
-        """Aligned face crop (H, W, 3) uint8 -> grey face, bicubic to `img_size`, CLIP mean/std."""
-        import cv2
-
-        grey = cv2.cvtColor(aligned_rgb, cv2.COLOR_RGB2GRAY)
-        # PuLID feeds a grey face (colour left to the text and ArcFace paths); 3 equal channels
-        img = cv2.resize(np.repeat(grey[:, :, None], 3, axis=2), (self.img_size, self.img_size),
-                         interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
-        t = torch.from_numpy(img).permute(2, 0, 1)
+    def preprocess(self, features: torch.Tensor) -> torch.Tensor:
+        """PuLID's face image (1, 3, H, W) in [0, 1] (see parsing.face_features) -> bicubic to
+        `img_size`, CLIP mean/std: the EVA input."""
+        x = torch.nn.functional.interpolate(features.float(), size=(self.img_size, self.img_size), mode="bicubic",
+                                            align_corners=False, antialias=True)
         mean = torch.tensor(CLIP_MEAN)[:, None, None]
         std = torch.tensor(CLIP_STD)[:, None, None]
-        return ((t - mean) / std)[None]
+        return (x - mean) / std
 
 
 def align_face(bgr: np.ndarray, kps: np.ndarray | None, bbox: np.ndarray, size: int = 512) -> np.ndarray:

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "ultralytics", "spacy", "diffusers", "transformers", "cv2", "thinc", "onnxruntime",
-         "rapidocr_onnxruntime", "dlib", "_dlib_pybind11", "face_recognition_models", "insightface")
+HEAVY = ("torch", "ultralytics", "spacy", "diffusers", "transformers", "cv2", "thinc", "onnxruntime", "dlib",
+         "_dlib_pybind11", "face_recognition_models", "insightface", "rapidocr_onnxruntime")
 
 PROBE = """
 import json, sys

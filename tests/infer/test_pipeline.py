@@ -93,11 +93,34 @@ def test_native_references_condition_the_output(pipe, refs, none_image):
     assert np.array_equal(both, two_refs) and info["id_injections"] == 0
 
 
-def test_reference_kv_cache_matches_recomputing_references_every_step(pipe, refs):
-    """`--ref-cache on` computes reference K/V once; recomputing them each step gives the same image."""
-    cached, info = _run(pipe, mode="reference", refs=refs, ref_cache="on", cfg=1.0, steps=3)
+def test_ref_cache_on_is_refused_on_a_base_checkpoint_because_it_changes_the_image(pipe, refs):
+    """On base weights the KV pipeline is another model (references first, t = 0, self-only
+    attention), not a cache: compare it with `--ref-cache off` and see it differ, so klint refuses."""
+    from curate.errors import KlintError
+    from plugins.pulid.backend import BASE_CACHE_REFUSAL, _kv_pipeline
+
+    with pytest.raises(KlintError, match="not the KV variant"):
+        _run(pipe, mode="reference", refs=refs, ref_cache="on", cfg=1.0, steps=3)
+    off, info = _run(pipe, mode="reference", refs=refs, ref_cache="off", cfg=1.0, steps=3)
+    assert "ref_cache" not in info
+    none, _ = _run(pipe, mode="none", cfg=1.0, steps=3)
+    kv, _ = generate(InferJob(prompt="sks person, portrait", model="tiny", out=Path("unused"), width=32, height=32,
+                              steps=3, seed=3, mode="reference", refs=refs), _kv_pipeline(pipe), output_type="np")
+    kv = np.stack(kv)
+    # the KV semantics move the image by a sizeable fraction of the references' whole effect
+    assert np.abs(kv - off).max() > 0.05 * np.abs(off - none).max()
+    assert "t = 0 modulation" in BASE_CACHE_REFUSAL
+
+
+def test_kv_checkpoint_cache_equals_recomputing_references_every_step(refs):
+    """On a KV checkpoint (`tiny-kv`), caching reference K/V on step 0 equals recomputing them at
+    every step under the same KV semantics: the cache itself loses nothing."""
+    from plugins.pulid.backend import load_pipeline
+
+    kv_pipe = load_pipeline("tiny-kv", "cpu", torch.float32)
+    cached, info = _run(kv_pipe, model="tiny-kv", mode="reference", refs=refs, cfg=1.0, steps=3)
     assert info["ref_cache"] is True
-    tr = pipe.transformer
+    tr = kv_pipe.transformer
     orig = tr.forward
     seen = {}
 
@@ -116,11 +139,31 @@ def test_reference_kv_cache_matches_recomputing_references_every_step(pipe, refs
 
     tr.forward = recompute
     try:
-        uncached, _ = _run(pipe, mode="reference", refs=refs, ref_cache="on", cfg=1.0, steps=3)
+        uncached, _ = _run(kv_pipe, model="tiny-kv", mode="reference", refs=refs, cfg=1.0, steps=3)
     finally:
         del tr.forward
     assert seen["calls"] == 3  # every step recomputed the reference tokens
     np.testing.assert_allclose(cached, uncached, atol=1e-5)
+    from curate.errors import KlintError
+
+    with pytest.raises(KlintError, match="always caches"):
+        _run(kv_pipe, model="tiny-kv", mode="reference", refs=refs, ref_cache="off", cfg=1.0)
+
+
+def test_tiny_model_says_its_output_is_noise_and_json_records_the_references(tmp_path, refs):
+    import hashlib
+    import json
+
+    from curate.testing import run_cli
+
+    r = run_cli(["infer", "x", "--model", "tiny", "--mode", "reference", "--ref", refs[0], "--ref", refs[1],
+                 "--steps", "1", "--width", "64", "--height", "64", "-o", tmp_path / "o"])
+    assert r.exit_code == 0, r.stderr
+    assert "random weights" in r.stderr and "noise" in r.stderr
+    meta = json.loads(next((tmp_path / "o").glob("*.json")).read_text())
+    assert meta["random_weights"] is True
+    assert meta["references"] == [{"path": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+                                  for p in refs]
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path, refs):

@@ -197,3 +197,33 @@ def test_inspect_records_carry_the_face(photos, tmp_path):
     assert min(rec["face"]["identity_distance"] for rec in recs) == 0.0  # the medoid itself
     t = run_cli(["inspect", ds, "--no-progress"])
     assert "identity" in t.stdout.splitlines()[0]
+
+
+def test_eval_id_defaults_to_dlib(photos):
+    obama = _person(photos, "obama")
+    kit = _person(photos, "kit_harington")[0]
+    r = run_cli(["eval-id", "--ref", obama[0], "--json", obama[1], kit])
+    assert r.exit_code == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["model"] == "dlib-resnet-v1" and res["detected"] == 2
+    same, other = res["rows"]
+    assert same["match"] is True and other["match"] is False and same["distance"] < other["distance"]
+
+
+def test_report_identity_strip_puts_the_stranger_first(photos, tmp_path):
+    import re
+
+    from curate.report import build_report
+
+    files = {p.name: p for p in _person(photos, "obama")}
+    files["zz_stranger.jpg"] = _person(photos, "kit_harington")[0]
+    ds = make_dataset(tmp_path / "ds", _captioned(files))
+    res = _lint(ds, ["KL701"])
+    page = build_report(res, thumb_size=64)
+    strip = page[page.index('<section id="identity">'):]
+    strip = strip[:strip.index("</section>")]
+    titles = re.findall(r'class="facechip (f\d+)( stranger)?" title="([^"]+)"', strip)
+    assert len(titles) == len(files)
+    assert titles[0][2].endswith("zz_stranger.jpg") and titles[0][1] == " stranger"
+    assert not any(t[1] for t in titles[1:])  # only the stranger is outlined
+    assert page.count("identity 0.") + page.count("identity 1.") == len(files)  # each card shows its distance

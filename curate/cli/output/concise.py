@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from curate.cli.output import counts
+from curate.cli.output import counts, safe_text
 
 _MARK = {"safe": "[*] ", "unsafe": "[-] "}
 
@@ -10,7 +10,7 @@ _MARK = {"safe": "[*] ", "unsafe": "[-] "}
 def line(d) -> str:
     loc = d.path if d.col <= 1 else f"{d.path}:{d.line}:{d.col}"
     mark = _MARK[d.fix.applicability] if d.fix is not None else ""
-    return f"{loc}: {d.code} {mark}{d.severity}: {d.message} ({d.name})"
+    return safe_text(f"{loc}: {d.code} {mark}{d.severity}: {d.message} ({d.name})")
 
 
 def footer(diagnostics) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from itertools import groupby
 
+from curate.cli.output import safe_text
 from curate.cli.output.concise import footer
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -19,7 +20,7 @@ def render(diagnostics, *, rules, summary, color=False) -> str:
     console = Console(file=buf, force_terminal=color, color_system="auto" if color else None,
                       width=120, highlight=False)
     for path, group in groupby(diagnostics, key=lambda d: d.path):
-        console.print(Text(path, style="bold underline"))
+        console.print(Text(safe_text(path), style="bold underline"))
         table = Table(show_header=False, box=None, padding=(0, 1))
         table.add_column(no_wrap=True)
         table.add_column(no_wrap=True)
@@ -27,9 +28,9 @@ def render(diagnostics, *, rules, summary, color=False) -> str:
         for d in group:
             mark = "" if d.fix is None else (" [*]" if d.fix.applicability == "safe" else " [-]")
             table.add_row(Text(d.severity, style=_STYLE[d.severity]), Text(f"{d.code}{mark}", style="bold"),
-                          Text(f"{d.message}  ") + Text(d.name, style="dim"))
+                          Text(f"{safe_text(d.message)}  ") + Text(safe_text(d.name), style="dim"))
             if d.fix is not None:
-                table.add_row("", "", Text(f"fix: {d.fix.description}", style="green"))
+                table.add_row("", "", Text(f"fix: {safe_text(d.fix.description)}", style="green"))
         console.print(table)
         console.print()
     for text in footer(diagnostics):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from curate.cli.output import safe_text
+
 _LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
 
 
 def _escape(text: str, prop: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    text = safe_text(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if prop:
         text = text.replace(":", "%3A").replace(",", "%2C")
     return text
