@@ -96,9 +96,9 @@ def resolve_loras(inputs: Sequence[str]) -> list[tuple[str, Path]]:
         elif p.is_dir():
             found = []
             for ck in sorted((p / "checkpoints").glob("step-*")):
-                lora = sorted(ck.glob("*.safetensors"))
-                if lora and not lora[0].is_symlink():
-                    found.append((f"{p.name}/{ck.name}", lora[0]))
+                lora = ck / "diffusers" / "pytorch_lora_weights.safetensors"
+                if lora.is_file() and not lora.is_symlink():
+                    found.append((f"{p.name}/{ck.name}", lora))
             final = p / "diffusers" / "pytorch_lora_weights.safetensors"
             if final.is_file() and not final.is_symlink():
                 found.append((f"{p.name}/final", final))

@@ -684,7 +684,11 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
                     write_rows(mfh)
                 if ckpt_now:
                     if d.main:
-                        save_checkpoint(out, done, transformer, opt, masters)
+                        ck = save_checkpoint(out, done, transformer, opt, masters)
+                        # a LoRA file beside the state, so `klint eval RUN` can score every checkpoint
+                        lora_mod.save_lora(transformer, ck, rank=job.recipe.rank, alpha=job.recipe.alpha,
+                                           metadata={"klint.steps": str(done), "klint.trigger": job.trigger or "",
+                                                     "klint.model": size})
                     barrier(d)
                 if d.main and preview_now:
                     write_previews(pipe, transformer, txt, job, out, done, distilled, size, device, dtype)

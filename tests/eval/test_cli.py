@@ -31,7 +31,7 @@ def trained(tmp_path_factory, photos):
         ImageDraw.Draw(im).ellipse((12, 8, 52, 56), fill=color)
         im.save(ds / f"{name}.png")
         (ds / f"{name}.txt").write_text("ohwx woman, studio light")
-    (ds / "klint.toml").write_text('trigger = "ohwx"\nresolution = 64\n')
+    (ds / "klint.toml").write_text('trigger = "ohwx"\nresolution = 64\n[train]\ncheckpoint-every = 4\n')
     r = _klint(["train", ds, "--model", "tiny", "--steps", "4", "--rank", "4", "--force", "--eval-every", "2",
                 "--out", root / "run", "--no-progress"], root)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -57,16 +57,17 @@ def test_eval_grid_files_table_json_and_exit_code(trained):
                 "--strengths", "0.5,1.0", "--seeds", "1", "--size", "64", "--steps", "1", "-o", out], trained)
     # noise has no face: no cell reaches the identity threshold
     assert r.returncode == 1, r.stderr[-2000:]
-    assert "run/final" in r.stdout and "0.50" in r.stdout and "1.00" in r.stdout
+    assert "run/final" in r.stdout and "run/step-000004" in r.stdout and "0.50" in r.stdout and "1.00" in r.stdout
     data = json.loads((out / "eval.json").read_text())
     assert data["reference_faces"] == 2 and len(data["reference_heads"]) == 1
     assert 5.5 < data["reference_heads"][0] < 8.5
-    assert [c["strength"] for c in data["cells"]] == [0.5, 1.0]
+    assert [(c["checkpoint"], c["strength"]) for c in data["cells"]] == [
+        ("run/step-000004", 0.5), ("run/step-000004", 1.0), ("run/final", 0.5), ("run/final", 1.0)]
     assert all(len(c["rows"]) == 6 and c["heads_reference"] == data["reference_heads"][0] for c in data["cells"])
     assert data["passed"] is False
-    assert len(list((out / "images").glob("*.png"))) == 12
+    assert len(list((out / "images").glob("*.png"))) == 24
     page = (out / "eval.html").read_text()
-    assert page.count("<figure>") == 12 and "data:image/jpeg;base64," in page
+    assert page.count("<figure>") == 24 and "data:image/jpeg;base64," in page
     # never over an earlier result
     again = _klint(["eval", trained / "run", "--model", "tiny", "--refs", trained / "refs", "--trigger", "ohwx",
                     "--seeds", "1", "--size", "64", "--steps", "1", "-o", out], trained)
