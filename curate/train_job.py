@@ -39,6 +39,7 @@ class TrainJob:
     base_dtype: str = "bf16"
     two_stage: bool = False  # add the seed's stage 2: full-body images only, stage2_lr, stage2_steps
     sample_every: int = 0  # preview images every N steps; 0 = never
+    eval_every: int = 0  # `klint eval` metrics into metrics.jsonl every N steps; 0 = never
     checkpoint_every: int = 0  # 0 = backend default
     resume: bool = False
     dry_run: bool = False

@@ -16,6 +16,9 @@ def klint_register_backends(registry):
     from plugins.exporters import register as _register_exporters
 
     _register_exporters(registry)
+    registry.add("inference", "klein-eval", "plugins.klein.eval_backend:KleinEval",
+                 requires=("torch", "diffusers", "safetensors"), extra="infer",
+                 summary="klint eval: checkpoint x strength grid scored for identity and head-to-body ratio")
     registry.add("inference", "klein", "plugins.pulid.backend:KleinInference",
                  requires=("torch", "diffusers", "safetensors"), extra="infer",
                  summary="FLUX.2 [klein] inference: LoRA, native references, PuLID-style ID tokens",

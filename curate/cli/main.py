@@ -23,6 +23,7 @@ LAZY_COMMANDS = {
     "infer": "curate.cli.infer:infer_cmd",
     "eval-id": "curate.cli.infer:eval_id_cmd",
     "lora": "curate.cli.lora:lora_cmd",
+    "eval": "curate.cli.eval:eval_cmd",
 }
 
 

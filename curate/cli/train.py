@@ -207,6 +207,8 @@ def describe(job, backend: str) -> str:
 @click.option("--max-grad-norm", type=float, default=None, metavar="X",
               help="Gradient clipping norm (default from recipe, 1.0; 0 = off).")
 @click.option("--sample-every", type=int, default=None, metavar="N", help="Preview images every N steps.")
+@click.option("--eval-every", type=int, default=0, metavar="N",
+              help="builtin: `klint eval` identity and head-to-body ratio into metrics.jsonl every N steps.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default <dataset>/../klint-train/<dataset name>).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
@@ -229,7 +231,7 @@ def describe(job, backend: str) -> str:
               help="Exporter backends: symlink the images instead of copying / hard-linking them "
                    "(the job then only works where the dataset is).")
 def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimizer, two_stage, resolution,
-              base_dtype, gradient_accumulation, speed, max_grad_norm, sample_every, out, resume, dry_run, force, seed,
+              base_dtype, gradient_accumulation, speed, max_grad_norm, sample_every, eval_every, out, resume, dry_run, force, seed,
               trigger, config_file, no_cache, no_progress, run_tool, tool_path, vae, text_encoder, link):
     """Train a character LoRA on a linted dataset (or export a job for another trainer)."""
     from curate.backends import get_registry
@@ -240,6 +242,8 @@ def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimiz
         raise KlintError(f"--resolution must be a multiple of 16 and >= 64, got {resolution}")
     if sample_every is not None and sample_every < 0:
         raise KlintError("--sample-every must be >= 0")
+    if eval_every < 0 or (eval_every and backend != "builtin"):
+        raise KlintError("--eval-every must be >= 0 and needs --backend builtin")
     registry = get_registry()
     spec = registry.spec("trainer", backend)
     missing = spec.missing()
@@ -279,7 +283,7 @@ def train_cmd(path, backend, model, recipe_name, steps, lr, rank, alpha, optimiz
             options[name] = value
     import dataclasses
 
-    job = dataclasses.replace(job, options=options)
+    job = dataclasses.replace(job, options=options, eval_every=eval_every)
     if dry_run or backend == "builtin":
         # the plan first: loading and encoding take a while before the first step
         click.echo(describe(job, backend), nl=False)

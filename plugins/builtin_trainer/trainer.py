@@ -528,7 +528,7 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
         bw, bh = L.bucket_for(w, h, job.resolution)
         buckets.append((bw, bh))
         lat_keys.append(f"{file_digest(it.image)}:{bw}x{bh}")
-    prompts = sorted({it.caption for it in job.items} | {""} | set(job.sample_prompts))
+    prompts = sorted({it.caption for it in job.items} | {""} | set(job.sample_prompts) | set(_eval_prompts(job)))
     t_cache0 = time.perf_counter()
     if d.main:
         todo = [i for i, k in enumerate(lat_keys) if lat_cache.get(k) is None]
@@ -684,10 +684,21 @@ def run_training(job, *, say: Callable[[str], None] | None = None, progress: boo
                     write_rows(mfh)
                 if ckpt_now:
                     if d.main:
-                        save_checkpoint(out, done, transformer, opt, masters)
+                        ck = save_checkpoint(out, done, transformer, opt, masters)
+                        # a LoRA file beside the state, so `klint eval RUN` can score every checkpoint
+                        lora_mod.save_lora(transformer, ck, rank=job.recipe.rank, alpha=job.recipe.alpha,
+                                           metadata={"klint.steps": str(done), "klint.trigger": job.trigger or "",
+                                                     "klint.model": size})
                     barrier(d)
                 if d.main and preview_now:
                     write_previews(pipe, transformer, txt, job, out, done, distilled, size, device, dtype)
+                if d.main and job.eval_every and done % job.eval_every == 0:
+                    from plugins.klein.eval_backend import train_eval
+
+                    kind = "tiny" if size == "tiny" else ("distilled" if distilled else "base")
+                    mfh.write(json.dumps(train_eval(pipe, transformer, txt, job, out, done, PREVIEW_STEPS[kind],
+                                                    1.0 if distilled else 4.0, device, dtype)) + "\n")
+                    mfh.flush()
             write_rows(mfh)
     finally:
         reporter.close()
@@ -732,6 +743,14 @@ def write_resolved_config(out: Path, job, extra: dict[str, Any]) -> None:
 
 
 @torch.no_grad()
+def _eval_prompts(job) -> list[str]:
+    if not job.eval_every:
+        return []
+    from curate.eval_job import training_prompts
+
+    return [p.text for p in training_prompts(job.trigger)]
+
+
 def write_previews(pipe, transformer, txt, job, out: Path, step: int, distilled: bool, size: str, device,
                    dtype: torch.dtype) -> None:
     """Preview images with the current LoRA: base model 50 steps at CFG 4, distilled 4 steps at CFG 1."""

@@ -1,0 +1,115 @@
+"""The eval metrics on real photos (not generated ones): stature in head heights, identity."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from curate.analysis.proportions import detect_poses, measure_poses, stature, summary
+
+LABELS = Path(__file__).resolve().parents[1] / "data" / "framing_labels.csv"
+SEATED = ("mmpose-tests-data/mpii/052475643.jpg", "mmpose-tests-data/panoptic/005880453_01_l.jpg",
+          "pool/icon/8da7ceb94669c2f65cbd28022e1f9876.png")
+LYING = ("mmpose-tests-data/h36m/S5/S5_SittingDown.54138969/S5_SittingDown.54138969_002061.jpg",)
+STANDING = ("pool/icon/028009.jpg", "mmpose-tests-data/fld/img_00000128.jpg", "pool/oldphotos/old/b.png",
+            "pool/pifuhd/test.png")
+HEAD_CUT = ("pool/icon/003883.jpg",)
+HALF = ("pool/yolov5/zidane.jpg", "mmpose-tests-data/mhp/10112.jpg")
+
+
+def _measure(photos, rels):
+    return dict(zip(rels, measure_poses(detect_poses([photos / r for r in rels]))))
+
+
+def test_standing_adults_measure_in_the_adult_range(photos):
+    got = _measure(photos, STANDING)
+    for rel, m in got.items():
+        assert m["heads"] is not None, (rel, m)
+        assert 5.5 <= m["heads"] <= 8.5, (rel, m)
+
+
+def test_seated_lying_cropped_and_half_are_excluded_with_a_reason(photos):
+    got = _measure(photos, SEATED + LYING + HEAD_CUT + HALF)
+    for rel in SEATED:
+        assert got[rel]["heads"] is None and "seated" in got[rel]["reason"], (rel, got[rel])
+    for rel in LYING:
+        assert got[rel]["heads"] is None and "lying" in got[rel]["reason"], (rel, got[rel])
+    assert "head cut" in got[HEAD_CUT[0]]["reason"]
+    for rel in HALF:
+        assert got[rel]["heads"] is None and got[rel]["reason"].startswith("not full body"), (rel, got[rel])
+
+
+def test_no_half_body_photo_is_ever_measured(photos):
+    rows = [r for r in csv.DictReader(LABELS.open()) if r["framing"] in ("half", "close")][:40]
+    got = measure_poses(detect_poses([photos / r["path"] for r in rows]))
+    assert all(m["heads"] is None for m in got), [(r["path"], m) for r, m in zip(rows, got) if m["heads"]]
+
+
+def test_stature_of_a_synthetic_upright_figure():
+    # 8-head figure: eye 0.5 head below the crown, ankle 0.25 above the sole; head 50 px
+    H = 50.0
+    kp = [[0.0, 0.0, 0.0] for _ in range(17)]
+    pts = {1: (95, 25), 2: (105, 25), 3: (85, 28), 4: (115, 28), 0: (100, 35), 5: (80, 70), 6: (120, 70),
+           11: (90, 200), 12: (110, 200), 13: (90, 290), 14: (110, 290), 15: (90, 387.5), 16: (110, 387.5)}
+    for i, (x, y) in pts.items():
+        kp[i] = [x, y, 0.95]
+    subj = {"framing": "full", "keypoints": kp, "face_reason": None}
+    m = stature(subj, 200, 420)
+    assert m["heads"] is not None
+    # head from ear spacing 30/0.6 = 50 and eye-shoulder 45/0.9 = 50
+    assert m["head_px"] == pytest.approx(H)
+    assert m["heads"] == pytest.approx((387.5 - 25) / H + 0.75, abs=0.01)
+    # the same figure bent at the knees (thigh horizontal) is excluded, not measured
+    kp2 = [list(p) for p in kp]
+    kp2[13], kp2[14] = [180, 205, 0.95], [200, 205, 0.95]
+    assert "seated" in stature({**subj, "keypoints": kp2}, 220, 420)["reason"]
+
+
+def test_summary_ignores_excluded():
+    assert summary([7.0, None, 8.0, 6.0]) == {"n": 3, "median": 7.0, "mean": 7.0, "min": 6.0, "max": 8.0}
+    assert summary([None])["n"] == 0
+
+
+def test_identity_separates_same_person_from_others(photos):
+    from curate.eval_job import reference_set, score_images, summarise
+
+    ids = photos / "identities"
+    refs = reference_set([ids / "obama" / "obama.jpg", ids / "obama" / "obama1.jpg"])
+    assert len(refs["embeddings"]) == 2
+    same = score_images([ids / "obama" / n for n in ("obama2.jpg", "obama3.jpg")], refs["embeddings"])
+    other = score_images([ids / "biden" / "biden.jpg", ids / "kit_harington" / "john1.jpeg",
+                          ids / "rose_leslie" / "img1.jpg"], refs["embeddings"])
+    assert all(r["face"] for r in same + other)
+    assert min(r["similarity"] for r in same) > max(r["similarity"] for r in other) + 0.2
+    s_same = summarise(same, [], threshold=0.45, tolerance=1.0)
+    s_other = summarise(other, [], threshold=0.45, tolerance=1.0)
+    assert s_same["identity_ok"] and not s_other["identity_ok"]
+    assert s_same["face_rate"] == 1.0 and s_same["heads_delta"] is None
+
+
+def test_best_cell_prefers_proportions_then_identity():
+    from curate.eval_job import best_cell
+
+    cells = [{"identity_mean": 0.7, "proportions_ok": False}, {"identity_mean": 0.6, "proportions_ok": True},
+             {"identity_mean": 0.65, "proportions_ok": True}, {"identity_mean": None, "proportions_ok": True}]
+    assert best_cell(cells) == 2
+    assert best_cell([{"identity_mean": None, "proportions_ok": True}]) is None
+
+
+def test_prompt_set_is_fixed_and_user_prompts_get_the_trigger(tmp_path):
+    from curate.errors import KlintError
+    from curate.eval_job import prompt_set
+
+    base = prompt_set("jane_doe")
+    assert [p.framing for p in base] == ["close", "close", "half", "half", "full", "full"]
+    assert all(p.text.startswith("jane_doe, ") for p in base)
+    f = tmp_path / "p.txt"
+    f.write_text("# comment\nfull body shot, on a beach\njane_doe on a bike\n")
+    extra = prompt_set("jane_doe", f)[6:]
+    assert [(p.framing, p.text) for p in extra] == [("full", "jane_doe, full body shot, on a beach"),
+                                                    ("user", "jane_doe on a bike")]
+    f.write_text("x" * 600)
+    with pytest.raises(KlintError, match="longer than"):
+        prompt_set("jane_doe", f)
