@@ -59,9 +59,17 @@ class KL203(Rule):
                               r.where))
         groups: list[tuple[str, set[str]]] = []
         by_text: dict[str, set[str]] = {}
-        for rel, key, _, _, _ in marks:
-            if len(key) >= 3:
-                by_text.setdefault(key, set()).add(rel)
+        rep_of: dict[str, str] = {}
+        reps: list[str] = []  # OCR of one mark often drops an edge letter: "OWALSKI FOTO" is "KOWALSKI FOTO"
+        for rel, key, _, _, _ in sorted(marks, key=lambda m: -len(m[1])):
+            if len(key) < 3:
+                continue
+            rep = next((r for r in reps if key == r or (len(key) >= 5 and key in r)), None)
+            if rep is None:
+                reps.append(key)
+                rep = key
+            rep_of[key] = rep
+            by_text.setdefault(rep, set()).add(rel)
         shown = {key: text for _, key, text, _, _ in marks}
         used: set[tuple[str, str]] = set()
         for key, rels in sorted(by_text.items(), key=lambda kv: -len(kv[1])):
@@ -69,7 +77,7 @@ class KL203(Rule):
                 groups.append((f'the text "{" ".join(shown[key].split())[:40]}"', rels))
                 used.update((r, key) for r in rels)
         # unread or differently read marks in the same place
-        rest = [m for m in marks if (m[0], m[1]) not in used]
+        rest = [m for m in marks if (m[0], rep_of.get(m[1], m[1])) not in used]
         seen: set[int] = set()
         for i, a in enumerate(rest):
             if i in seen:

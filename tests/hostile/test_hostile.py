@@ -175,7 +175,7 @@ def test_device_links_and_fifos_are_skipped_with_one_diagnostic(tmp_path):
     env = dict(os.environ, KLINT_TEST_PHOTOS="", PYTHONPATH=str(ROOT))
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "curate.cli.main", "lint", str(ds), "--no-progress", "--format",
-                           "json", "--select", "KL0,KL10,KL501,KL502,KL504"], capture_output=True, text=True, timeout=60,
+                           "json", "--select", "KL0,KL101,KL102,KL103,KL104,KL105,KL106,KL107,KL108,KL501,KL502,KL504"], capture_output=True, text=True, timeout=60,
                           env=env, preexec_fn=_limit_memory)
     assert time.monotonic() - start < 60
     assert proc.returncode == 1, proc.stderr
