@@ -45,6 +45,7 @@ class EvalJob:
     out: Path
     prompts: tuple[EvalPrompt, ...]
     refs: tuple[Path, ...] = ()
+    holdout: tuple[Path, ...] = ()  # held-out photos: the identity reference when given
     ref_heads: tuple[float, ...] = ()  # stature (head heights) of the references' full-body photos
     strengths: tuple[float, ...] = (1.0,)
     seeds: tuple[int, ...] = (0,)
@@ -139,12 +140,14 @@ def parse_floats(text: str, name: str, lo: float, hi: float) -> tuple[float, ...
 
 # ---- scoring (CPU: dlib faces, YOLO pose) ------------------------------------------------
 
-def reference_set(refs: Sequence[Path]) -> dict[str, Any]:
-    """Embeddings and full-body statures of the reference photos."""
+def reference_set(refs: Sequence[Path], holdout: Sequence[Path] = ()) -> dict[str, Any]:
+    """Embeddings and full-body statures of the reference photos. With held-out photos (never
+    trained on), identity compares with those only: a LoRA that memorised its training photos
+    must not score itself; stature still comes from the whole reference set."""
     from curate.analysis.face import embed_images
     from curate.analysis.proportions import detect_poses, measure_poses
 
-    emb = [e for e in embed_images(list(refs)) if e is not None]
+    emb = [e for e in embed_images(list(holdout or refs)) if e is not None]
     heads = [m["heads"] for m in measure_poses(detect_poses(list(refs))) if m["heads"] is not None]
     return {"embeddings": emb, "heads": heads}
 

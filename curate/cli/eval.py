@@ -16,6 +16,8 @@ from curate.eval_job import IDENTITY_THRESHOLD, RATIO_TOLERANCE
 @click.option("--model", required=True, metavar="PATH|ID|tiny", help="Klein model to generate on.")
 @click.option("--refs", "refs", multiple=True, metavar="DATASET_OR_IMAGES",
               help="Reference photos (the dataset folder); repeatable.")
+@click.option("--holdout", "holdout", multiple=True, metavar="IMAGES",
+              help="Held-out photos of the person (not trained on): identity is scored against these.")
 @click.option("--trigger", required=True, help="Trigger word the LoRA was trained with.")
 @click.option("--strengths", default="0.6,0.8,1.0,1.2", show_default=True, help="LoRA strengths.")
 @click.option("--prompts", "prompts_file", type=click.Path(path_type=Path), default=None,
@@ -32,7 +34,7 @@ from curate.eval_job import IDENTITY_THRESHOLD, RATIO_TOLERANCE
 @click.option("--device", default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def eval_cmd(inputs, model, refs, trigger, strengths, prompts_file, seeds, steps, cfg, size, mode,
+def eval_cmd(inputs, model, refs, holdout, trigger, strengths, prompts_file, seeds, steps, cfg, size, mode,
              identity_threshold, ratio_tolerance, device, as_json, out):
     """Generate a checkpoint x strength grid and score identity and head-to-body ratio."""
     from curate.eval_job import EvalJob, parse_floats, prompt_set, reference_images, resolve_loras
@@ -50,7 +52,8 @@ def eval_cmd(inputs, model, refs, trigger, strengths, prompts_file, seeds, steps
     if out.exists() and not out.is_dir():
         raise KlintError(f"{out}: exists and is not a folder")
     job = EvalJob(loras=tuple(loras), model=model, out=out, prompts=tuple(prompt_set(trigger, prompts_file)),
-                  refs=tuple(ref_paths), strengths=parse_floats(strengths, "--strengths", 0.0, 3.0),
+                  refs=tuple(ref_paths), holdout=tuple(reference_images(holdout)) if holdout else (),
+                  strengths=parse_floats(strengths, "--strengths", 0.0, 3.0),
                   seeds=tuple(range(seeds)), steps=steps, cfg=cfg, size=size, mode=mode,
                   identity_threshold=identity_threshold, ratio_tolerance=ratio_tolerance, device=device)
     from curate.backends import get_registry

@@ -119,7 +119,7 @@ class KleinEval:
         device, dtype = _device_dtype(InferJob(prompt="", model=job.model, out=out, device=job.device))
         pipe = load_pipeline(job.model, device, dtype)
         pipe.set_progress_bar_config(disable=True)
-        refs = reference_set(job.refs)
+        refs = reference_set(job.refs, job.holdout)
         if not refs["embeddings"]:
             notes.append("no face found in the reference photos: identity cannot be scored")
         if not refs["heads"]:
@@ -130,7 +130,8 @@ class KleinEval:
                 "prompts": [p.text for p in job.prompts], "seeds": list(job.seeds), "steps": job.steps,
                 "strengths": list(job.strengths), "identity_threshold": job.identity_threshold,
                 "ratio_tolerance": job.ratio_tolerance, "references": len(job.refs),
-                "reference_faces": len(refs["embeddings"]), "reference_heads": refs["heads"], "notes": notes,
+                "reference_faces": len(refs["embeddings"]),
+                "identity_reference": "holdout" if job.holdout else "refs", "reference_heads": refs["heads"], "notes": notes,
                 "cells": cells, "best": best}
         ok = any(c["identity_ok"] and c["proportions_ok"] for c in cells)
         data["passed"] = ok

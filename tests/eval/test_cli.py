@@ -54,12 +54,15 @@ def test_train_eval_every_writes_eval_rows(trained):
 def test_eval_grid_files_table_json_and_exit_code(trained):
     out = trained / "ev"
     r = _klint(["eval", trained / "run", "--model", "tiny", "--refs", trained / "refs", "--trigger", "ohwx",
-                "--strengths", "0.5,1.0", "--seeds", "1", "--size", "64", "--steps", "1", "-o", out], trained)
+                "--strengths", "0.5,1.0", "--seeds", "1", "--size", "64", "--steps", "1", "-o", out,
+                "--holdout", trained / "refs" / "obama.jpg"], trained)
     # noise has no face: no cell reaches the identity threshold
     assert r.returncode == 1, r.stderr[-2000:]
     assert "run/final" in r.stdout and "run/step-000004" in r.stdout and "0.50" in r.stdout and "1.00" in r.stdout
     data = json.loads((out / "eval.json").read_text())
-    assert data["reference_faces"] == 2 and len(data["reference_heads"]) == 1
+    # identity against the held-out photo only; stature from both references
+    assert data["identity_reference"] == "holdout" and data["reference_faces"] == 1
+    assert len(data["reference_heads"]) == 1
     assert 5.5 < data["reference_heads"][0] < 8.5
     assert [(c["checkpoint"], c["strength"]) for c in data["cells"]] == [
         ("run/step-000004", 0.5), ("run/step-000004", 1.0), ("run/final", 0.5), ("run/final", 1.0)]

@@ -113,3 +113,12 @@ def test_prompt_set_is_fixed_and_user_prompts_get_the_trigger(tmp_path):
     f.write_text("x" * 600)
     with pytest.raises(KlintError, match="longer than"):
         prompt_set("jane_doe", f)
+
+
+def test_holdout_photos_are_the_identity_reference(photos):
+    from curate.eval_job import reference_set
+
+    ids = photos / "identities"
+    rs = reference_set([photos / "pool" / "icon" / "028009.jpg"],
+                       holdout=[ids / "obama" / "obama.jpg", ids / "obama" / "obama1.jpg"])
+    assert len(rs["embeddings"]) == 2 and len(rs["heads"]) == 1
