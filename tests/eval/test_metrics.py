@@ -15,6 +15,10 @@ SEATED = ("mmpose-tests-data/mpii/052475643.jpg", "mmpose-tests-data/panoptic/00
 LYING = ("mmpose-tests-data/h36m/S5/S5_SittingDown.54138969/S5_SittingDown.54138969_002061.jpg",)
 STANDING = ("pool/icon/028009.jpg", "mmpose-tests-data/fld/img_00000128.jpg", "pool/oldphotos/old/b.png",
             "pool/pifuhd/test.png")
+# upright-looking legs (each leg straight) but the hips sink: a deep stance, a batter's crouch
+BENT_KNEES = ("pool/icon/c9856a2bc31846d684cbb965457fad59.png", "mmpose-tests-data/coco/000000196141.jpg")
+FEET_CUT = ("mmpose-tests-data/mpii/060754485.jpg", "mmpose-tests-data/mpii/051423444.jpg")
+BENT_OVER = ("pool/oldphotos/old/c.png", "mmpose-tests-data/mhp/10084.jpg")  # porter under a load, dribbling
 HEAD_CUT = ("pool/icon/003883.jpg",)
 HALF = ("pool/yolov5/zidane.jpg", "mmpose-tests-data/mhp/10112.jpg")
 
@@ -31,7 +35,13 @@ def test_standing_adults_measure_in_the_adult_range(photos):
 
 
 def test_seated_lying_cropped_and_half_are_excluded_with_a_reason(photos):
-    got = _measure(photos, SEATED + LYING + HEAD_CUT + HALF)
+    got = _measure(photos, SEATED + LYING + HEAD_CUT + HALF + BENT_KNEES + FEET_CUT + BENT_OVER)
+    for rel in BENT_KNEES:
+        assert got[rel]["heads"] is None and "knees bent" in got[rel]["reason"], (rel, got[rel])
+    for rel in FEET_CUT:
+        assert got[rel]["heads"] is None and "feet cut" in got[rel]["reason"], (rel, got[rel])
+    for rel in BENT_OVER:
+        assert got[rel]["heads"] is None and "bent over" in got[rel]["reason"], (rel, got[rel])
     for rel in SEATED:
         assert got[rel]["heads"] is None and "seated" in got[rel]["reason"], (rel, got[rel])
     for rel in LYING:
@@ -47,24 +57,50 @@ def test_no_half_body_photo_is_ever_measured(photos):
     assert all(m["heads"] is None for m in got), [(r["path"], m) for r, m in zip(rows, got) if m["heads"]]
 
 
-def test_stature_of_a_synthetic_upright_figure():
-    # 8-head figure: eye 0.5 head below the crown, ankle 0.25 above the sole; head 50 px
-    H = 50.0
+def _figure(H=50.0):
+    """An upright 8-head figure drawn with the module's anatomy: crown at 0, eye line half a
+    head down, ankle joint 0.4 head above the sole at 8 heads; hips 4.2 heads up."""
+    from curate.analysis import proportions as P
+
+    eye_y = P.EYE_TO_CROWN * H
+    ank_y = 8 * H - P.ANKLE_TO_SOLE * H
+    pts = {1: (100 + P.EYE_SPACING * H / 2, eye_y), 2: (100 - P.EYE_SPACING * H / 2, eye_y),
+           3: (100 + P.EAR_SPACING * H / 2, eye_y + 3), 4: (100 - P.EAR_SPACING * H / 2, eye_y + 3),
+           0: (100, eye_y + 10), 5: (80, eye_y + P.EYE_TO_SHOULDER * H), 6: (120, eye_y + P.EYE_TO_SHOULDER * H),
+           11: (90, 3.8 * H), 12: (110, 3.8 * H), 13: (90, 5.8 * H), 14: (110, 5.8 * H), 15: (90, ank_y),
+           16: (110, ank_y)}
     kp = [[0.0, 0.0, 0.0] for _ in range(17)]
-    pts = {1: (95, 25), 2: (105, 25), 3: (85, 28), 4: (115, 28), 0: (100, 35), 5: (80, 70), 6: (120, 70),
-           11: (90, 200), 12: (110, 200), 13: (90, 290), 14: (110, 290), 15: (90, 387.5), 16: (110, 387.5)}
     for i, (x, y) in pts.items():
         kp[i] = [x, y, 0.95]
-    subj = {"framing": "full", "keypoints": kp, "face_reason": None}
-    m = stature(subj, 200, 420)
-    assert m["heads"] is not None
-    # head from ear spacing 30/0.6 = 50 and eye-shoulder 45/0.9 = 50
-    assert m["head_px"] == pytest.approx(H)
-    assert m["heads"] == pytest.approx((387.5 - 25) / H + 0.75, abs=0.01)
-    # the same figure bent at the knees (thigh horizontal) is excluded, not measured
-    kp2 = [list(p) for p in kp]
-    kp2[13], kp2[14] = [180, 205, 0.95], [200, 205, 0.95]
+    return {"framing": "full", "keypoints": kp, "face_reason": None}
+
+
+def test_stature_of_a_synthetic_upright_figure():
+    subj = _figure()
+    m = stature(subj, 200, 8 * 50 + 20)
+    assert m["head_px"] == pytest.approx(50.0, abs=0.2)
+    assert m["heads"] == pytest.approx(8.0, abs=0.02)
+    # the same figure with its soles past the bottom edge: excluded, not read short
+    assert "feet cut" in stature(subj, 200, 8 * 50 - 15)["reason"]
+    # bent at the knees (thigh horizontal): seated
+    kp2 = [list(p) for p in subj["keypoints"]]
+    kp2[13], kp2[14] = [180, 195, 0.95], [200, 195, 0.95]
     assert "seated" in stature({**subj, "keypoints": kp2}, 220, 420)["reason"]
+
+
+def test_a_lunge_with_straight_legs_is_excluded():
+    # the crouch the earlier measure let through: both legs straight, feet wide apart, hips low
+    subj = _figure()
+    kp = [list(p) for p in subj["keypoints"]]
+    for i in (5, 6, 11, 12, 0, 1, 2, 3, 4):
+        kp[i][1] += 60  # the whole upper body sinks
+    for p in kp:
+        p[0] += 60
+    # each leg straight (4 heads), 35 degrees out from the vertical: hips 0.82 of a leg above the ankles
+    kp[13], kp[15] = [98.5, 323.7, 0.95], [46.8, 397.4, 0.95]
+    kp[14], kp[16] = [221.5, 323.7, 0.95], [273.2, 397.4, 0.95]
+    m = stature({**subj, "keypoints": kp}, 340, 440)
+    assert m["heads"] is None and "knees bent" in m["reason"], m
 
 
 def test_summary_ignores_excluded():
