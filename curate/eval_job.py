@@ -195,7 +195,8 @@ def summarise(rows: Sequence[dict[str, Any]], ref_heads: Sequence[float], *, thr
             "identity_spread": None if spread is None else round(spread, 4),
             "heads_median": None if med is None else round(med, 2), "heads_measured": len(heads),
             "heads_reference": None if ref is None else round(ref, 2), "heads_delta": delta,
-            "identity_ok": mean is not None and mean >= threshold,
+            # a threshold of 0 or below gates on proportions only (e.g. a base model with no face yet)
+            "identity_ok": threshold <= 0 or (mean is not None and mean >= threshold),
             "proportions_ok": delta is None or abs(delta) <= tolerance}
 
 

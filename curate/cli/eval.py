@@ -28,7 +28,7 @@ from curate.eval_job import IDENTITY_THRESHOLD, RATIO_TOLERANCE
 @click.option("--size", type=int, default=1024, show_default=True, help="Image side in pixels.")
 @click.option("--mode", type=click.Choice(["none", "reference"]), default="none", show_default=True)
 @click.option("--identity-threshold", type=float, default=IDENTITY_THRESHOLD, show_default=True,
-              help="Exit 1 unless a cell's mean identity (1 - dlib distance) reaches this.")
+              help="Exit 1 unless a cell's mean identity (1 - dlib distance) reaches this; 0 checks proportions only.")
 @click.option("--ratio-tolerance", type=float, default=RATIO_TOLERANCE, show_default=True,
               help="Head heights the stature may differ from the dataset's.")
 @click.option("--device", default=None)

@@ -537,19 +537,30 @@ class _Page:
         return "".join(out)
 
     def render(self) -> str:
-        js_hash = base64.b64encode(hashlib.sha256(JS.encode("utf-8")).digest()).decode("ascii")
-        # nothing may load from outside, and only our own script may run, even if escaping ever slipped
-        csp = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{js_hash}'")
-        title = f"klint report · {Path(self.result.dataset.root).resolve().name}"
-        stamp = time.strftime("%Y-%m-%d %H:%M")
-        return (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{escape(title)}</title><style>{CSS}\n{self.thumb_css()}</style></head>'
-            f'<body><main>{self.header()}{self.composition()}{self.variety()}{self.faces.strip()}{self.grid()}{self.dataset_section()}'
-            f'<footer>klint {escape(__version__)} · {stamp}</footer></main><script>{JS}</script></body></html>\n'
-        )
+        body = (f"{self.header()}{self.composition()}{self.variety()}{self.faces.strip()}{self.grid()}"
+                f"{self.dataset_section()}")
+        return page(f"klint report · {Path(self.result.dataset.root).resolve().name}", body,
+                    extra_css=self.thumb_css())
+
+
+def page(title: str, body: str, *, extra_css: str = "", script: str | None = JS) -> str:
+    """The self-contained page every klint HTML output uses (`klint report`, `klint eval`): the
+    report's stylesheet, a CSP that lets nothing load from outside, `body` inside <main>, a footer."""
+    # nothing may load from outside, and only our own script may run, even if escaping ever slipped
+    if script:
+        js_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+        scripts, tail = f"'sha256-{js_hash}'", f"<script>{script}</script>"
+    else:
+        scripts, tail = "'none'", ""
+    csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {scripts}"
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{escape(title)}</title><style>{CSS}\n{extra_css}</style></head>'
+        f'<body><main>{body}<footer>klint {escape(__version__)} · {stamp}</footer></main>{tail}</body></html>\n'
+    )
 
 
 def build_report(result, *, thumb_size: int = 256, records: list[dict[str, Any]] | None = None,

@@ -159,3 +159,12 @@ JS = r"""
   if (start) start.click(); else apply();
 })();
 """
+
+# `klint eval` only: the checkpoint x strength table and its image strips
+EVAL_CSS = r"""
+tr.best td { background: #eaf7ef; } tr.best td:first-child { box-shadow: inset 4px 0 0 var(--ok); }
+.figs { display: flex; flex-wrap: wrap; gap: 8px; }
+.figs figure { margin: 0; width: 132px; }
+.figs img { width: 132px; height: 132px; object-fit: contain; border-radius: 6px; background: #e9edf1; display: block; }
+.figs figcaption { font-size: 11.5px; color: var(--muted); margin-top: 3px; word-break: break-word; }
+"""

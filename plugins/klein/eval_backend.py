@@ -3,9 +3,7 @@ one loaded pipeline, score the images (curate.eval_job) and write table, JSON an
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,15 +24,11 @@ def _generate(job: EvalJob, pipe, lora: Path | None, strength: float, prompt: st
     return images[0]
 
 
-def _thumb(path: Path, size: int = 160) -> str:
-    from PIL import Image
+def _thumb(path: Path, size: int = 264) -> str:
+    from curate.report import thumbnail
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((size, size))
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+    t = thumbnail(path, size)
+    return f"data:image/jpeg;base64,{t[0]}" if t else ""
 
 
 def _fmt(v, nd=3) -> str:
@@ -53,29 +47,51 @@ def table(cells: list[dict[str, Any]], best: int | None) -> str:
 
 
 def page(data: dict[str, Any]) -> str:
+    """The eval page: the report's page shell and stylesheet (curate.report.page), eval's body."""
+    from curate.report import page as report_page
+    from curate.report.template import EVAL_CSS
+
     e = html.escape
+    cells, best = data["cells"], data["best"]
+    ok = data["passed"]
+    verdict = ("A cell passes", "ok") if ok else ("No cell passes", "error")
+    why = (f"identity ≥ {data['identity_threshold']} with stature within ±{data['ratio_tolerance']} "
+           f"head of the dataset's")
+    ref = data["reference_heads"]
+    stats = [(len(cells), "cells"), (sum(c["images"] for c in cells), "images"),
+             (data["reference_faces"], "reference faces"), (len(ref), "reference full-body"),
+             (_fmt(cells[best]["identity_mean"]) if best is not None else "-", "best identity")]
+    head = ('<header class="top"><div><h1>klint eval</h1>'
+            f"<div class='where'>model <b class='mono'>{e(data['model'])}</b> · prompt set v{e(data['prompt_set'])}"
+            f" · {len(data['prompts'])} prompts · seeds {e(', '.join(map(str, data['seeds'])))} · "
+            f"{data['steps']} steps</div></div><div class='verdict {verdict[1]}'>{verdict[0]}<small>{e(why)}"
+            "</small></div></header><div class='stats'>"
+            + "".join(f"<div class='stat'><b>{e(str(n))}</b><span>{e(label)}</span></div>" for n, label in stats)
+            + "</div>")
     rows = []
-    for i, c in enumerate(data["cells"]):
-        best = " class='best'" if i == data["best"] else ""
-        imgs = "".join(f"<figure><img src='{_thumb(Path(r['image']))}' alt=''><figcaption>"
-                       f"{e(_fmt(r['similarity']))} · {e(_fmt(r['heads'], 2))}</figcaption></figure>"
+    for i, c in enumerate(cells):
+        rows.append(f"<tr{' class=best' if i == best else ''}><td class='mono'>{e(c['checkpoint'])}"
+                    f"{' <span class=tag>best</span>' if i == best else ''}</td><td class='num'>{c['strength']:.2f}</td>"
+                    f"<td class='num'>{e(_fmt(c['identity_mean']))}</td><td class='num'>{e(_fmt(c['identity_spread']))}"
+                    f"</td><td class='num'>{c['face_rate']:.2f}</td><td class='num'>{e(_fmt(c['heads_median'], 2))}</td>"
+                    f"<td class='num'>{e(_fmt(c['heads_reference'], 2))}</td></tr>")
+    table_html = ("<section id='cells'><h2>Checkpoint × strength</h2><div class='sub small'>Identity = 1 − mean "
+                  "dlib distance to the references; heads = stature in head heights on full-body prompts, "
+                  "against the dataset's own full-body photos.</div><table><thead><tr><th>checkpoint</th>"
+                  "<th class='num'>strength</th><th class='num'>identity</th><th class='num'>spread</th>"
+                  "<th class='num'>faces</th><th class='num'>heads</th><th class='num'>dataset</th></tr></thead>"
+                  f"<tbody>{''.join(rows)}</tbody></table></section>")
+    groups = []
+    for c in cells:
+        figs = "".join(f"<figure><img src='{_thumb(Path(r['image']))}' alt='{e(r.get('prompt', ''))}'>"
+                       f"<figcaption>{e(_fmt(r['similarity']))} · {e(_fmt(r['heads'], 2))}</figcaption></figure>"
                        for r in c["rows"])
-        rows.append(f"<tr{best}><td>{e(c['checkpoint'])}</td><td>{c['strength']:.2f}</td>"
-                    f"<td>{e(_fmt(c['identity_mean']))} ± {e(_fmt(c['identity_spread']))}</td>"
-                    f"<td>{c['face_rate']:.2f}</td><td>{e(_fmt(c['heads_median'], 2))} "
-                    f"(dataset {e(_fmt(c['heads_reference'], 2))})</td><td class='grid'>{imgs}</td></tr>")
+        groups.append(f"<div class='group'><h3>{e(c['checkpoint'])} <span class='count'>at {c['strength']:.2f}"
+                      f"</span></h3><div class='figs'>{figs}</div></div>")
+    images = f"<section id='images'><h2>Images <span class='sub small'>identity · heads</span></h2>{''.join(groups)}</section>"
     notes = "".join(f"<li>{e(n)}</li>" for n in data["notes"])
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>klint eval</title><style>"
-            "body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}tr.best{background:#e6f6e6}"
-            ".grid{display:flex;flex-wrap:wrap;gap:4px}figure{margin:0}figcaption{font-size:11px}"
-            "</style></head><body><h1>klint eval</h1>"
-            f"<p>model {e(data['model'])}, prompt set v{e(data['prompt_set'])}, {len(data['prompts'])} prompts, "
-            f"seeds {e(', '.join(map(str, data['seeds'])))}, {data['steps']} steps. Identity = 1 − mean dlib "
-            f"distance to the references (threshold {data['identity_threshold']}); heads = stature in head "
-            f"heights on full-body prompts (tolerance ±{data['ratio_tolerance']}). Best cell highlighted.</p>"
-            f"<ul>{notes}</ul><table><tr><th>checkpoint</th><th>strength</th><th>identity</th><th>faces</th>"
-            f"<th>heads</th><th>images (identity · heads)</th></tr>{''.join(rows)}</table></body></html>")
+    notes_html = f"<section id='notes'><h2>Notes</h2><ul>{notes}</ul></section>" if notes else ""
+    return report_page("klint eval", head + table_html + images + notes_html, extra_css=EVAL_CSS, script=None)
 
 
 def run_cells(job: EvalJob, pipe, refs: dict[str, Any], img_dir: Path) -> list[dict[str, Any]]:
@@ -116,6 +132,9 @@ class KleinEval:
         if job.model != "tiny" and "base" not in job.model.lower():
             notes.append("generating on a distilled model: at 4 steps, guidance 1, it is the fair preview of a "
                          "LoRA trained on the base model")
+        if job.mode == "reference" and not job.holdout:
+            notes.append("--mode reference shows the reference photos to the model: identity against those same "
+                         "photos flatters it; pass --holdout photos the model never saw")
         device, dtype = _device_dtype(InferJob(prompt="", model=job.model, out=out, device=job.device))
         pipe = load_pipeline(job.model, device, dtype)
         pipe.set_progress_bar_config(disable=True)
@@ -126,7 +145,7 @@ class KleinEval:
             notes.append("no measurable full-body reference photo: head-to-body ratio shown without comparison")
         cells = run_cells(job, pipe, refs, out / "images")
         best = best_cell(cells)
-        data = {"model": job.model, "prompt_set": PROMPT_SET_VERSION,
+        data = {"model": job.model, "mode": job.mode, "prompt_set": PROMPT_SET_VERSION,
                 "prompts": [p.text for p in job.prompts], "seeds": list(job.seeds), "steps": job.steps,
                 "strengths": list(job.strengths), "identity_threshold": job.identity_threshold,
                 "ratio_tolerance": job.ratio_tolerance, "references": len(job.refs),

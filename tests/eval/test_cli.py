@@ -71,10 +71,48 @@ def test_eval_grid_files_table_json_and_exit_code(trained):
     assert len(list((out / "images").glob("*.png"))) == 24
     page = (out / "eval.html").read_text()
     assert page.count("<figure>") == 24 and "data:image/jpeg;base64," in page
+    # the report's page shell and stylesheet, not a copy: same CSP, same verdict style
+    from curate.report.template import CSS
+
+    assert CSS in page and "Content-Security-Policy" in page and "verdict error" in page
+    assert "class=best" not in page and data["best"] is None  # no face in noise: no cell to prefer
     # never over an earlier result
     again = _klint(["eval", trained / "run", "--model", "tiny", "--refs", trained / "refs", "--trigger", "ohwx",
                     "--seeds", "1", "--size", "64", "--steps", "1", "-o", out], trained)
     assert again.returncode == 2 and "not empty" in again.stderr and "Traceback" not in again.stderr
+
+
+JSON_KEYS = {"model", "mode", "prompt_set", "prompts", "seeds", "steps", "strengths", "identity_threshold",
+             "ratio_tolerance", "references", "reference_faces", "identity_reference", "reference_heads", "notes",
+             "cells", "best", "passed"}
+CELL_KEYS = {"checkpoint", "lora", "strength", "rows", "images", "face_rate", "identity_mean", "identity_spread",
+             "heads_median", "heads_measured", "heads_reference", "heads_delta", "identity_ok", "proportions_ok"}
+
+
+def test_reference_mode_json_and_exit_0_when_the_gate_is_met(trained):
+    # Klein native references end to end; identity gate off (threshold 0), noise has no person so the
+    # stature check has nothing to fail on: the one cell passes and klint exits 0
+    out = trained / "ref"
+    lora = trained / "run" / "diffusers" / "pytorch_lora_weights.safetensors"
+    r = _klint(["eval", lora, "--model", "tiny", "--refs", trained / "refs", "--trigger", "ohwx", "--mode",
+                "reference", "--strengths", "0.8", "--seeds", "1", "--size", "64", "--steps", "1",
+                "--identity-threshold", "0", "--json", "-o", out], trained)
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(r.stdout)
+    assert set(data) == JSON_KEYS
+    assert data["mode"] == "reference" and data["passed"] is True and data["best"] is None
+    assert len(data["cells"]) == 1 and set(data["cells"][0]) == CELL_KEYS
+    cell = data["cells"][0]
+    assert cell["strength"] == 0.8 and cell["images"] == 6 and cell["identity_ok"] and cell["proportions_ok"]
+    assert {row["framing"] for row in cell["rows"]} == {"close", "half", "full"}
+    assert any("--holdout" in n for n in data["notes"])  # references shown to the model flatter identity
+    assert json.loads((out / "eval.json").read_text())["cells"][0]["rows"] == cell["rows"]
+    assert (out / "eval.html").read_text().count("<figure>") == 6 and "verdict ok" in (out / "eval.html").read_text()
+    # the same run with the default identity threshold: noise has no face, nothing passes
+    r = _klint(["eval", lora, "--model", "tiny", "--refs", trained / "refs", "--trigger", "ohwx", "--mode",
+                "reference", "--strengths", "0.8", "--seeds", "1", "--size", "64", "--steps", "1", "--json",
+                "-o", trained / "ref1"], trained)
+    assert r.returncode == 1 and json.loads(r.stdout)["passed"] is False
 
 
 @pytest.mark.parametrize("args, msg", [
