@@ -152,9 +152,18 @@ def reference_set(refs: Sequence[Path], holdout: Sequence[Path] = ()) -> dict[st
     return {"embeddings": emb, "heads": heads}
 
 
+def similarity(embedding: Sequence[float], ref_embeddings: Sequence[Sequence[float]]) -> float | None:
+    """Identity of one face against the references: 1 - mean dlib distance (the eval's one measure)."""
+    from curate.analysis.face import distance
+
+    if embedding is None or not ref_embeddings:
+        return None
+    return round(1.0 - sum(distance(embedding, r) for r in ref_embeddings) / len(ref_embeddings), 4)
+
+
 def score_images(paths: Sequence[Path], ref_embeddings: Sequence[Sequence[float]]) -> list[dict[str, Any]]:
     """Per image: face found, similarity to the references (1 - mean dlib distance), face height, stature."""
-    from curate.analysis.face import analyse_image, distance
+    from curate.analysis.face import analyse_image
     from curate.analysis.proportions import detect_poses, measure_poses
 
     poses = detect_poses(list(paths))
@@ -169,9 +178,7 @@ def score_images(paths: Sequence[Path], ref_embeddings: Sequence[Sequence[float]
             rec = None
         subj = (rec or {}).get("subject")
         emb = subj.get("embedding") if subj else None
-        sim = None
-        if emb is not None and ref_embeddings:
-            sim = round(1.0 - sum(distance(emb, r) for r in ref_embeddings) / len(ref_embeddings), 4)
+        sim = similarity(emb, ref_embeddings)
         out.append({"image": str(p), "face": emb is not None, "similarity": sim,
                     "face_height_px": (subj or {}).get("height_px"), "heads": st["heads"],
                     "heads_reason": st["reason"]})
