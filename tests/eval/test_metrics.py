@@ -158,3 +158,13 @@ def test_holdout_photos_are_the_identity_reference(photos):
     rs = reference_set([photos / "pool" / "icon" / "028009.jpg"],
                        holdout=[ids / "obama" / "obama.jpg", ids / "obama" / "obama1.jpg"])
     assert len(rs["embeddings"]) == 2 and len(rs["heads"]) == 1
+
+
+def test_stature_tracks_statures_read_by_eye(photos):
+    # crown, chin and sole marked by eye on real photos (tests/data/stature_by_eye.csv); the keypoint
+    # head cues scatter by about 15% between people, so each figure may be off, but never by 1.5 heads
+    rows = list(csv.DictReader((LABELS.parent / "stature_by_eye.csv").open()))
+    got = measure_poses(detect_poses([photos / r["path"] for r in rows]))
+    for r, m in zip(rows, got):
+        by_eye = (float(r["sole_y"]) - float(r["crown_y"])) / (float(r["chin_y"]) - float(r["crown_y"]))
+        assert m["heads"] is not None and abs(m["heads"] - by_eye) < 1.5, (r["path"], by_eye, m)
