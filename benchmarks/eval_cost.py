@@ -66,7 +66,8 @@ def main() -> int:
                 im.save(paths[-1])
             w, c = since(t0)
             lora = "with LoRA" if args.lora else "no LoRA"
-            print(f"{size}px, 4 steps, {lora}: generate {w / args.images:.2f} s wall, {c / args.images:.2f} s CPU per image")
+            print(f"{size}px, 4 steps, {lora}: generate {w / args.images:.2f} s wall, "
+                  f"{c / args.images:.2f} s CPU per image")
             score_images(paths[:1], [])  # model loading, timed apart from the per-image cost
             t0 = clock()
             score_images(paths, [])

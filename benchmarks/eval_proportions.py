@@ -19,7 +19,8 @@ res = dict(zip((r["path"] for r in rows), measure_poses(detect_poses([root / r["
 print(f"{len(rows)} photos in {time.time() - t0:.1f} s wall, {time.process_time() - c0:.1f} s CPU")
 for r in rows:
     m = res[r["path"]]
-    print(f"{r['framing']:4} {r['split']:7} {m['heads'] or '-':>5} {m['reason'] or '':<48} {r['path'][-44:]:44} | {r['notes'][:40]}")
+    print(f"{r['framing']:4} {r['split']:7} {m['heads'] or '-':>5} {m['reason'] or '':<48} "
+          f"{r['path'][-44:]:44} | {r['notes'][:40]}")
 for split in ("untuned", "tuned", None):
     full = [r for r in rows if r["framing"] == "full" and (split is None or r["split"] == split)]
     heads = [res[r["path"]]["heads"] for r in full]

@@ -71,9 +71,11 @@ def page(data: dict[str, Any]) -> str:
     rows = []
     for i, c in enumerate(cells):
         rows.append(f"<tr{' class=best' if i == best else ''}><td class='mono'>{e(c['checkpoint'])}"
-                    f"{' <span class=tag>best</span>' if i == best else ''}</td><td class='num'>{c['strength']:.2f}</td>"
+                    f"{' <span class=tag>best</span>' if i == best else ''}</td>"
+                    f"<td class='num'>{c['strength']:.2f}</td>"
                     f"<td class='num'>{e(_fmt(c['identity_mean']))}</td><td class='num'>{e(_fmt(c['identity_spread']))}"
-                    f"</td><td class='num'>{c['face_rate']:.2f}</td><td class='num'>{e(_fmt(c['heads_median'], 2))}</td>"
+                    f"</td><td class='num'>{c['face_rate']:.2f}</td>"
+                    f"<td class='num'>{e(_fmt(c['heads_median'], 2))}</td>"
                     f"<td class='num'>{e(_fmt(c['heads_reference'], 2))}</td></tr>")
     table_html = ("<section id='cells'><h2>Checkpoint × strength</h2><div class='sub small'>Identity = 1 − mean "
                   "dlib distance to the references; heads = stature in head heights on full-body prompts, "
@@ -88,7 +90,8 @@ def page(data: dict[str, Any]) -> str:
                        for r in c["rows"])
         groups.append(f"<div class='group'><h3>{e(c['checkpoint'])} <span class='count'>at {c['strength']:.2f}"
                       f"</span></h3><div class='figs'>{figs}</div></div>")
-    images = f"<section id='images'><h2>Images <span class='sub small'>identity · heads</span></h2>{''.join(groups)}</section>"
+    images = ("<section id='images'><h2>Images <span class='sub small'>identity · heads</span></h2>"
+              f"{''.join(groups)}</section>")
     notes = "".join(f"<li>{e(n)}</li>" for n in data["notes"])
     notes_html = f"<section id='notes'><h2>Notes</h2><ul>{notes}</ul></section>" if notes else ""
     return report_page("klint eval", head + table_html + images + notes_html, extra_css=EVAL_CSS, script=None)
