@@ -168,3 +168,13 @@ def test_stature_tracks_statures_read_by_eye(photos):
     for r, m in zip(rows, got):
         by_eye = (float(r["sole_y"]) - float(r["crown_y"])) / (float(r["chin_y"]) - float(r["crown_y"]))
         assert m["heads"] is not None and abs(m["heads"] - by_eye) < 1.5, (r["path"], by_eye, m)
+
+
+def test_a_cell_with_big_heads_fails_the_proportions_gate():
+    from curate.eval_job import summarise
+
+    rows = [{"face": True, "similarity": 0.6, "heads": h} for h in (5.0, 5.4, None)]
+    cell = summarise(rows, [7.2, 6.8, 7.0], threshold=0.45, tolerance=1.0)
+    assert cell["heads_median"] == 5.2 and cell["heads_reference"] == 7.0 and cell["heads_delta"] == -1.8
+    assert cell["heads_measured"] == 2 and cell["identity_ok"] and not cell["proportions_ok"]
+    assert summarise(rows, [7.2, 6.8, 7.0], threshold=0.45, tolerance=2.0)["proportions_ok"]
