@@ -264,6 +264,18 @@ def chip_sharpness(chip64) -> float:
     return _rms(cv2.Laplacian(_norm(chip64), cv2.CV_32F, ksize=3))
 
 
+def chip_direction_ratio(chip64) -> float:
+    """Weakest / strongest second-difference energy over four directions on the aligned chip.
+
+    The image-QA motion measure (KL112's), applied to the face alone: a head that moved smears
+    the face along one direction, which flattens detail along the streak but not across it, so
+    the ratio falls while the Laplacian energy (mostly from the edges across) can stay high.
+    """
+    from curate.analysis.image import _sharpness
+
+    return float(_sharpness(chip64.astype("float32"))["direction_ratio"])
+
+
 def _exposure(grey) -> dict[str, float]:
     import numpy as np
 
@@ -357,12 +369,14 @@ def analyse_image(path: Path, pose: dict[str, Any] | None, face_model: str | Non
     to_grey = lambda c: np.asarray(c).astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # noqa: E731
     grey = to_grey(dlib.get_face_chip(arr, shape, size=SHARP_CHIP, padding=0.0))
 
+    measurable = real_px >= MIN_SHARP_NATIVE_PX
     yaw, offset = yaw_of(f["landmarks"], f["view"])
     subject = {
         "box": f["box"], "landmarks": f["landmarks"], "score": f["score"],
         "height_native_px": round(native_h, 1),
         # an upscaled small face looks blurred; its sharpness is not measured, KL303 speaks for it
-        "sharpness": round(chip_sharpness(grey), 4) if real_px >= MIN_SHARP_NATIVE_PX else None,
+        "sharpness": round(chip_sharpness(grey), 4) if measurable else None,
+        "direction_ratio": chip_direction_ratio(grey) if measurable else None,
         "exposure": _exposure(grey),
         "yaw": yaw, "yaw_offset": offset,
     }
@@ -435,7 +449,7 @@ def _insightface_subject(path: Path, head, face_model: str) -> dict[str, Any] | 
 
 class FaceAnalysis(Analysis):
     name = "face"
-    version = "1"
+    version = "2"
     scope = "image"
     needs = ("pose",)
     label = "Finding faces"
