@@ -253,3 +253,28 @@ def test_report_identity_strip_puts_the_stranger_first(photos, tmp_path):
     assert titles[0][2].endswith("zz_stranger.jpg") and titles[0][1] == " stranger"
     assert not any(t[1] for t in titles[1:])  # only the stranger is outlined
     assert page.count("identity 0.") + page.count("identity 1.") == len(files)  # each card shows its distance
+
+
+def test_a_forged_face_record_in_the_cache_is_recomputed(photos, tmp_path):
+    """The cache sits inside the (untrusted) dataset: a face record shaped wrongly is a miss."""
+    files = {p.name: p for p in _person(photos, "obama")}
+    files["zz_stranger.jpg"] = _person(photos, "kit_harington")[0]
+    ds = make_dataset(tmp_path / "ds", _captioned(files))
+    args = ["lint", "--no-progress", "--select", "KL303,KL304,KL305,KL403,KL701,KL702", str(ds)]
+    clean = run_cli(args)
+    assert "KL701" in clean.stdout, clean.stdout + clean.stderr
+    cfile = next((ds / ".klint_cache").glob("cache-*.json"))
+    data = json.loads(cfile.read_text())
+    damages = [lambda r, s: s.update(box="x"),
+               lambda r, s: s.update(sharpness="soft", direction_ratio=[0], height_native_px=True, yaw=5),
+               lambda r, s: s.update(embedding=["a"] * 128),
+               lambda r, s: r.update(faces=[{"box": [0, 0]}])]
+    recs = [r for r in data["results"]["face"].values() if r.get("subject")]
+    assert len(recs) >= len(damages)
+    for k, rec in enumerate(recs):
+        damages[k % len(damages)](rec, rec["subject"])
+    cfile.write_text(json.dumps(data))
+    again = run_cli(args)
+    assert "Traceback" not in again.stderr, again.stderr
+    # the stranger is still the one flagged, from faces recomputed instead of the forged ones
+    assert (again.exit_code, again.stdout) == (clean.exit_code, clean.stdout), again.stderr
