@@ -33,6 +33,12 @@ def valid_entry(analysis: str, value: Any) -> bool:
         return False
     if any(k not in value for k in REQUIRED.get(analysis, ())):
         return False
+    if analysis == "face":
+        # rules index face boxes and compare scores: the record's whole shape is checked
+        from curate.analysis.face import valid_record
+
+        if not valid_record(value):
+            return False
     stack = [(value, 0)]
     while stack:
         v, d = stack.pop()

@@ -264,6 +264,18 @@ def chip_sharpness(chip64) -> float:
     return _rms(cv2.Laplacian(_norm(chip64), cv2.CV_32F, ksize=3))
 
 
+def chip_direction_ratio(chip64) -> float:
+    """Weakest / strongest second-difference energy over four directions on the aligned chip.
+
+    The image-QA motion measure (KL112's), applied to the face alone: a head that moved smears
+    the face along one direction, which flattens detail along the streak but not across it, so
+    the ratio falls while the Laplacian energy (mostly from the edges across) can stay high.
+    """
+    from curate.analysis.image import _sharpness
+
+    return float(_sharpness(chip64.astype("float32"))["direction_ratio"])
+
+
 def _exposure(grey) -> dict[str, float]:
     import numpy as np
 
@@ -357,12 +369,14 @@ def analyse_image(path: Path, pose: dict[str, Any] | None, face_model: str | Non
     to_grey = lambda c: np.asarray(c).astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # noqa: E731
     grey = to_grey(dlib.get_face_chip(arr, shape, size=SHARP_CHIP, padding=0.0))
 
+    measurable = real_px >= MIN_SHARP_NATIVE_PX
     yaw, offset = yaw_of(f["landmarks"], f["view"])
     subject = {
         "box": f["box"], "landmarks": f["landmarks"], "score": f["score"],
         "height_native_px": round(native_h, 1),
         # an upscaled small face looks blurred; its sharpness is not measured, KL303 speaks for it
-        "sharpness": round(chip_sharpness(grey), 4) if real_px >= MIN_SHARP_NATIVE_PX else None,
+        "sharpness": round(chip_sharpness(grey), 4) if measurable else None,
+        "direction_ratio": chip_direction_ratio(grey) if measurable else None,
         "exposure": _exposure(grey),
         "yaw": yaw, "yaw_offset": offset,
     }
@@ -431,11 +445,57 @@ def _insightface_subject(path: Path, head, face_model: str) -> dict[str, Any] | 
             "embedding": [round(float(v), 5) for v in f.normed], "embedder": model.name}
 
 
+# ---- cached records --------------------------------------------------------------------------
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _opt_num(v) -> bool:
+    return v is None or _num(v)
+
+
+def _box(v) -> bool:
+    return isinstance(v, list) and len(v) == 4 and all(map(_num, v))
+
+
+def _points(v) -> bool:
+    return v is None or (isinstance(v, list) and len(v) <= 68
+                         and all(isinstance(p, list) and len(p) == 2 and all(map(_num, p)) for p in v))
+
+
+def valid_record(rec) -> bool:
+    """A face record shaped as `analyse_image` writes it. The cache lives inside the dataset, so
+    a cached record is untrusted: one that fails this is dropped and recomputed, and no rule,
+    framing or report ever indexes a string or compares a list where a number belongs."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("faces"), list) or len(rec["faces"]) > 256:
+        return False
+    if not (rec.get("reason") is None or isinstance(rec["reason"], str)) or not isinstance(rec.get("scan"), str):
+        return False
+    for f in rec["faces"]:
+        if not (isinstance(f, dict) and _box(f.get("box")) and _points(f.get("landmarks")) and _opt_num(f.get("score"))
+                and _opt_num(f.get("view"))):
+            return False
+    s = rec.get("subject")
+    if s is None:
+        return True
+    if not (isinstance(s, dict) and _box(s.get("box")) and _points(s.get("landmarks"))):
+        return False
+    if not all(_opt_num(s.get(k)) for k in ("score", "height_native_px", "sharpness", "direction_ratio", "yaw_offset")):
+        return False
+    exp, emb = s.get("exposure"), s.get("embedding")
+    if exp is not None and not (isinstance(exp, dict) and all(map(_num, exp.values()))):
+        return False
+    if emb is not None and not (isinstance(emb, list) and 0 < len(emb) <= 4096 and all(map(_num, emb))):
+        return False
+    return (s.get("yaw") is None or s.get("yaw") in YAW_CLASSES) and isinstance(s.get("embedder", ""), str)
+
+
 # ---- the analysis ---------------------------------------------------------------------------
 
 class FaceAnalysis(Analysis):
     name = "face"
-    version = "1"
+    version = "2"
     scope = "image"
     needs = ("pose",)
     label = "Finding faces"

@@ -81,7 +81,9 @@ def test_too_few_faces_is_one_info_line(photos, tmp_path):
     assert "found 2" in res.diagnostics[0].message
 
 
-def _blur_face(src: Path, dst: Path) -> None:
+def _blur_face(src: Path, dst: Path, motion: bool = False) -> None:
+    """Blur the face box only: Gaussian (sigma 3 % of the face height) or a horizontal smear
+    over 8 % of it, as a head turning during the exposure leaves."""
     import cv2
     import numpy as np
     from PIL import Image
@@ -93,7 +95,14 @@ def _blur_face(src: Path, dst: Path) -> None:
     x0, y0, x1, y1 = (int(c) for c in box)
     h = y1 - y0
     x0, y0, x1, y1 = max(0, x0 - h // 4), max(0, y0 - h // 4), x1 + h // 4, y1 + h // 4
-    im[y0:y1, x0:x1] = cv2.GaussianBlur(im[y0:y1, x0:x1], (0, 0), 0.03 * h)
+    roi = im[y0:y1, x0:x1]
+    if motion:
+        n = max(3, int(0.08 * h)) | 1
+        k = np.zeros((n, n), np.float32)
+        k[n // 2, :] = 1.0 / n
+        im[y0:y1, x0:x1] = cv2.filter2D(roi, -1, k)
+    else:
+        im[y0:y1, x0:x1] = cv2.GaussianBlur(roi, (0, 0), 0.03 * h)
     Image.fromarray(im).save(dst, quality=95)
 
 
@@ -106,6 +115,23 @@ def test_face_only_blur_is_caught_and_the_sharp_original_is_not(photos, tmp_path
     got = sorted((d.code, Path(d.path).name) for d in res.diagnostics)
     # image.blur passes both (the body is sharp); only the blurred face is reported
     assert got == [("KL305", "blurred.jpg")], [(d.code, d.path, d.message) for d in res.diagnostics]
+
+
+def test_face_only_motion_blur_is_caught_by_its_direction(photos, tmp_path):
+    from curate.analysis.face import subject_face
+    from lint_rules.KL305 import KL305
+
+    src = photos / "identities" / "kit_harington" / sorted(p.name for p in (photos / "identities" / "kit_harington").iterdir())[0]
+    smeared = tmp_path / "smeared.jpg"
+    _blur_face(src, smeared, motion=True)
+    ds = make_dataset(tmp_path / "ds", _captioned({"sharp.jpg": src, "smeared.jpg": smeared}))
+    res = _lint(ds, ["KL305", "KL108", "KL112"])
+    got = sorted((d.code, Path(d.path).name) for d in res.diagnostics)
+    assert got == [("KL305", "smeared.jpg")], [(d.code, d.path, d.message) for d in res.diagnostics]
+    assert "smeared along one direction" in res.diagnostics[0].message
+    # the smear keeps the Laplacian energy above the focus threshold: the direction measure caught it
+    face = subject_face(res.context, next(i for i in res.dataset.images if i.rel_image == "smeared.jpg"))
+    assert face["sharpness"] >= KL305.options["threshold"], face
 
 
 def test_small_face_in_full_body_photo_is_subject_small(photos, tmp_path):
@@ -227,3 +253,28 @@ def test_report_identity_strip_puts_the_stranger_first(photos, tmp_path):
     assert titles[0][2].endswith("zz_stranger.jpg") and titles[0][1] == " stranger"
     assert not any(t[1] for t in titles[1:])  # only the stranger is outlined
     assert page.count("identity 0.") + page.count("identity 1.") == len(files)  # each card shows its distance
+
+
+def test_a_forged_face_record_in_the_cache_is_recomputed(photos, tmp_path):
+    """The cache sits inside the (untrusted) dataset: a face record shaped wrongly is a miss."""
+    files = {p.name: p for p in _person(photos, "obama")}
+    files["zz_stranger.jpg"] = _person(photos, "kit_harington")[0]
+    ds = make_dataset(tmp_path / "ds", _captioned(files))
+    args = ["lint", "--no-progress", "--select", "KL303,KL304,KL305,KL403,KL701,KL702", str(ds)]
+    clean = run_cli(args)
+    assert "KL701" in clean.stdout, clean.stdout + clean.stderr
+    cfile = next((ds / ".klint_cache").glob("cache-*.json"))
+    data = json.loads(cfile.read_text())
+    damages = [lambda r, s: s.update(box="x"),
+               lambda r, s: s.update(sharpness="soft", direction_ratio=[0], height_native_px=True, yaw=5),
+               lambda r, s: s.update(embedding=["a"] * 128),
+               lambda r, s: r.update(faces=[{"box": [0, 0]}])]
+    recs = [r for r in data["results"]["face"].values() if r.get("subject")]
+    assert len(recs) >= len(damages)
+    for k, rec in enumerate(recs):
+        damages[k % len(damages)](rec, rec["subject"])
+    cfile.write_text(json.dumps(data))
+    again = run_cli(args)
+    assert "Traceback" not in again.stderr, again.stderr
+    # the stranger is still the one flagged, from faces recomputed instead of the forged ones
+    assert (again.exit_code, again.stdout) == (clean.exit_code, clean.stdout), again.stderr
