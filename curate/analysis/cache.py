@@ -2,14 +2,23 @@
 
 Files are identified by content (blake2b), found again cheaply by (size, mtime): an
 unchanged dataset is re-linted without reading a single image.
+
+The cache travels with the dataset (zipped, shared, cloned), so what it holds is as untrusted as
+the images: a forged record could crash a rule or hide a problem. Each file is therefore sealed
+with a keyed hash under a key that never leaves the user's machine
+(`$XDG_CACHE_HOME/klint/cache.key`, default `~/.cache/klint/cache.key`, created 0600 on first
+use). A cache this user's klint did not write is not read: everything is recomputed and the
+file replaced. The shape checks below stay as a second line, for a file damaged on disk.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +28,9 @@ from curate.dataset.model import CACHE_DIR
 
 CACHE_FILE = "cache-v1.json"
 # bumped when the file layout changes; a file with another schema is ignored (everything recomputed)
-SCHEMA = 2
+SCHEMA = 3
+SEAL_MAGIC = b"klint-cache-sealed "
+KEY_BYTES = 32
 MAX_DEPTH = 24  # deepest real result: analysis -> persons -> person -> kp -> point
 STALE_TMP_S = 600  # a temp file this old belongs to no live run
 _DIGEST = re.compile(r"^[0-9a-f]{32}$")
@@ -63,6 +74,75 @@ def text_digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
+def key_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "klint" / "cache.key"
+
+
+_KEY: list[bytes | None] = []
+
+
+def _read_key(path: Path) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        # another user's (or a planted) key would let them forge caches this user trusts
+        if not (stat.S_ISREG(st.st_mode) and st.st_size == KEY_BYTES
+                and (not hasattr(os, "getuid") or st.st_uid == os.getuid())):
+            return None
+        data = os.read(fd, KEY_BYTES + 1)
+        return data if len(data) == KEY_BYTES else None
+    finally:
+        os.close(fd)
+
+
+def user_key() -> bytes | None:
+    """This user's sealing key, made on first use; None where it can be neither read nor made."""
+    if _KEY:
+        return _KEY[0]
+    path = key_path()
+    key = _read_key(path)
+    if key is None and not path.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(os.urandom(KEY_BYTES))
+        except FileExistsError:
+            pass  # another klint made it first: read theirs
+        except OSError:
+            pass
+        key = _read_key(path)
+    _KEY.append(key)
+    return key
+
+
+def _mac(key: bytes, body: bytes) -> bytes:
+    return hashlib.blake2b(body, key=key, digest_size=32).hexdigest().encode("ascii")
+
+
+def seal(body: bytes, key: bytes | None = None) -> bytes | None:
+    """The cache file's bytes: one header line with the body's keyed hash, then the JSON body."""
+    key = key if key is not None else user_key()
+    if key is None:
+        return None
+    return SEAL_MAGIC + _mac(key, body) + b"\n" + body
+
+
+def unseal(raw: bytes, key: bytes | None = None) -> bytes | None:
+    """The JSON body if this user's klint wrote the file, else None."""
+    key = key if key is not None else user_key()
+    if key is None or not raw.startswith(SEAL_MAGIC):
+        return None
+    head, sep, body = raw[len(SEAL_MAGIC):].partition(b"\n")
+    if not sep or not hmac.compare_digest(head, _mac(key, body)):
+        return None
+    return body
+
+
 class Cache:
     def __init__(self, root: Path, enabled: bool = True):
         self.dir = root / CACHE_DIR
@@ -79,7 +159,10 @@ class Cache:
         from curate.dataset.safeio import MAX_JSON_BYTES, read_regular
 
         try:
-            data = json.loads(read_regular(self.dir / CACHE_FILE, MAX_JSON_BYTES).decode("utf-8"))
+            body = unseal(read_regular(self.dir / CACHE_FILE, MAX_JSON_BYTES))
+            if body is None:
+                return
+            data = json.loads(body.decode("utf-8"))
         except (OSError, ValueError, RecursionError):
             return
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
@@ -139,6 +222,13 @@ class Cache:
         if not self._dirty:
             return
         try:
+            sealed = seal(json.dumps({"schema": SCHEMA, "stat": self.stat, "results": self.results},
+                                     separators=(",", ":")).encode("utf-8"))
+        except (ValueError, RecursionError):
+            return
+        if sealed is None:
+            return  # no key (an unwritable home): lint works, nothing is cached
+        try:
             self.dir.mkdir(exist_ok=True)
             ignore = self.dir / ".gitignore"
             if not ignore.exists():
@@ -151,8 +241,8 @@ class Cache:
             # a read-only dataset still lints; it just is not cached
             return
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"schema": SCHEMA, "stat": self.stat, "results": self.results}, fh, separators=(",", ":"))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(sealed)
             os.replace(tmp, self.dir / CACHE_FILE)
         except (OSError, ValueError, RecursionError):
             # a full disk: not cached this time, and no empty temp file left behind

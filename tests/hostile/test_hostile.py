@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from curate.analysis.cache import seal, unseal
 from curate.testing import make_dataset, run_cli
 
 from ..engine.test_cli import PLUGIN_ENV, ROOT, png
@@ -305,7 +306,7 @@ def test_corrupted_cache_is_recomputed(tmp_path, damage):
     args = ["lint", str(ds), "--select", "KL10,KL501,KL502,KL504", "--format", "json", "--no-progress"]
     clean = _json(run_cli(args))
     cfile = next((ds / ".klint_cache").glob("cache-*.json"))
-    data = json.loads(cfile.read_text())
+    data = json.loads(unseal(cfile.read_bytes()))
     if damage == "empty-results":
         for table in data["results"].values():
             for k in table:
@@ -317,9 +318,46 @@ def test_corrupted_cache_is_recomputed(tmp_path, damage):
     elif damage == "wrong-types":
         data = {"stat": [], "results": "x"}
     text = json.dumps(data) if damage != "deep" else "[" * 5000 + "]" * 5000
-    cfile.write_text(text)
+    # sealed with this user's key, so the damage reaches the shape checks behind the seal
+    cfile.write_bytes(seal(text.encode()))
     assert _json(run_cli(args)) == clean
     assert _json(run_cli(args)) == clean
+
+
+@pytest.mark.parametrize("who", ["unsealed", "another-user"])
+def test_a_cache_shipped_with_the_dataset_is_not_read(tmp_path, who):
+    """A dataset arrives with a .klint_cache forged to crash rules: klint recomputes instead."""
+    ds = make_dataset(tmp_path / "data", {"a.png": png(size=(300, 200)), "a.txt": "jane, a photo"},
+                      config='trigger = "jane"\n')
+    args = ["lint", str(ds), "--select", "KL10,KL501,KL502,KL504", "--format", "json", "--no-progress"]
+    clean = _json(run_cli(args))
+    cfile = next((ds / ".klint_cache").glob("cache-*.json"))
+    data = json.loads(unseal(cfile.read_bytes()))
+    for table in data["results"].values():
+        for rec in table.values():
+            for k in list(rec):
+                rec[k] = "zz" if k != "readable" else True
+    body = json.dumps(data).encode()
+    cfile.write_bytes(body if who == "unsealed" else seal(body, key=b"k" * 32))
+    assert _json(run_cli(args)) == clean
+    assert unseal(cfile.read_bytes()) is not None  # replaced by one this user's klint wrote
+
+
+def test_the_sealing_key_is_private_and_refused_when_not(tmp_path, monkeypatch):
+    from curate.analysis import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(cache, "_KEY", [])
+    key = cache.user_key()
+    path = cache.key_path()
+    assert key is not None and len(key) == 32 and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert cache.unseal(cache.seal(b"{}")) == b"{}" and cache.unseal(cache.seal(b"{}", key=b"x" * 32)) is None
+    # a key file that is a link or the wrong size is not used (nothing is cached, lint still runs)
+    path.unlink()
+    (tmp_path / "planted").write_bytes(b"p" * 32)
+    path.symlink_to(tmp_path / "planted")
+    monkeypatch.setattr(cache, "_KEY", [])
+    assert cache.user_key() is None and cache.seal(b"{}") is None
 
 
 # -- 8. one line and exit 2 --------------------------------------------------------------------

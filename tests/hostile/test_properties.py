@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from curate.analysis.cache import CACHE_FILE, Cache, valid_entry
+from curate.analysis.cache import CACHE_FILE, Cache, seal, valid_entry
 from curate.config import _KNOWN, Config, _from_table, load_config
 from curate.dataset.model import CACHE_DIR
 from curate.dataset.scan import decode_caption
@@ -178,7 +178,7 @@ def test_any_cache_file_reads_without_an_exception(text, analysis, key):
     try:
         (root / "a.png").write_bytes(_PNG)
         (root / CACHE_DIR).mkdir()
-        (root / CACHE_DIR / CACHE_FILE).write_text(text, encoding="utf-8", errors="surrogatepass")
+        (root / CACHE_DIR / CACHE_FILE).write_bytes(seal(text.encode("utf-8", "surrogatepass")))
         cache = Cache(root)
         digest = cache.digest("a.png", root / "a.png")
         assert isinstance(digest, str) and len(digest) == 32
@@ -200,7 +200,7 @@ def test_lint_over_any_cache_gives_the_clean_answer(text):
 
     root = _LINT_ROOT
     rules = select_rules(all_rules(), ["KL1", "KL501", "KL502", "KL504"], [], [])
-    (root / CACHE_DIR / CACHE_FILE).write_text(text, encoding="utf-8", errors="surrogatepass")
+    (root / CACHE_DIR / CACHE_FILE).write_bytes(seal(text.encode("utf-8", "surrogatepass")))
     got = lint_dataset(root, _LINT_CFG, rules=rules)
     assert sorted((d.code, d.message) for d in got.diagnostics) == _LINT_CLEAN
 

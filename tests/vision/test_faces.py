@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from curate.analysis.cache import seal, unseal
 from curate.analysis.face import DLIB_THRESHOLD, backend_problem, distance, embed_images
 from curate.config import load_config
 from curate.engine.runner import lint_dataset
@@ -264,7 +265,7 @@ def test_a_forged_face_record_in_the_cache_is_recomputed(photos, tmp_path):
     clean = run_cli(args)
     assert "KL701" in clean.stdout, clean.stdout + clean.stderr
     cfile = next((ds / ".klint_cache").glob("cache-*.json"))
-    data = json.loads(cfile.read_text())
+    data = json.loads(unseal(cfile.read_bytes()))
     damages = [lambda r, s: s.update(box="x"),
                lambda r, s: s.update(sharpness="soft", direction_ratio=[0], height_native_px=True, yaw=5),
                lambda r, s: s.update(embedding=["a"] * 128),
@@ -273,7 +274,7 @@ def test_a_forged_face_record_in_the_cache_is_recomputed(photos, tmp_path):
     assert len(recs) >= len(damages)
     for k, rec in enumerate(recs):
         damages[k % len(damages)](rec, rec["subject"])
-    cfile.write_text(json.dumps(data))
+    cfile.write_bytes(seal(json.dumps(data).encode()))  # past the seal, to the shape checks
     again = run_cli(args)
     assert "Traceback" not in again.stderr, again.stderr
     # the stranger is still the one flagged, from faces recomputed instead of the forged ones
