@@ -11,7 +11,8 @@ from the cached pose and faces on every run; `--pose-only` leaves the face witne
 A prediction counts as right when it equals the label, or the label's `borderline` column (an
 adjacent label a careful person would also accept for that photo). The strict figure ignores
 `borderline`. Printed for all photos, the `tuned` split (looked at while changing the code) and
-the `untuned` split (drawn at random with a fixed seed before any change, never tuned on).
+the `untuned` split (drawn at random with a fixed seed before any change, never tuned on) and
+the `fresh` split (the identities/ photos, labelled in session 2 before the code saw them).
 """
 
 from __future__ import annotations
@@ -110,15 +111,16 @@ def main(argv=None) -> int:
     rows = load_labels()
     preds = predict(rows, args.keep, args.resolution, pose_only=args.pose_only)
     report = {}
-    for name, sub in (("all", rows), ("tuned", [r for r in rows if r.get("split") != "untuned"]),
-                      ("untuned", [r for r in rows if r.get("split") == "untuned"])):
+    for name, sub in (("all", rows), ("tuned", [r for r in rows if r.get("split") == "tuned"]),
+                      ("untuned", [r for r in rows if r.get("split") == "untuned"]),
+                      ("fresh", [r for r in rows if r.get("split") == "fresh"])):
         acc, cm, misses = score(sub, preds)
         strict, _, _ = score(sub, preds, lenient=False)
         report[name] = {"n": len(sub), "accuracy": round(acc, 4), "strict": round(strict, 4), "confusion": cm,
                         "misses": misses}
         print(f"\n== {name}: {len(sub)} photos  accuracy {acc:.3f} (borderline accepted)  strict {strict:.3f}")
         print(table(cm))
-        if args.misses or name == "untuned":
+        if args.misses or name in ("untuned", "fresh"):
             for m in misses:
                 print(f"  miss {m['path']}: label {m['label']}"
                       f"{'/' + m['borderline'] if m['borderline'] else ''} -> {m['pred']}  ({m['notes']})")
