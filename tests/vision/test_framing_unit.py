@@ -243,3 +243,20 @@ def test_framing_phrase_lands_where_a_person_would_write_it(caption, fixed):
 
     insert_framing = importlib.import_module("lint_rules.KL510").insert_framing
     assert insert_framing(caption, "jane_doe", "close portrait")[0] == fixed
+
+
+def test_a_frontal_head_without_a_detected_face_is_faceless():
+    from curate.analysis.face_framing import faceless_head
+
+    kp, h = measured_cut(4.0)
+    rec = describe(_pose([[x * 3, y * 3, c] for x, y, c in kp], 1200, 3 * h))  # a 120 px head
+    none_found = {"faces": [], "subject": None, "reason": "not detected", "scan": "head"}
+    assert rec["head_height_px"] >= 96
+    assert faceless_head(rec, none_found)
+    assert not faceless_head(rec, {"faces": [{"box": [0, 0, 9, 9]}], "subject": {"box": [0, 0, 9, 9]}})
+    assert not faceless_head(rec, {**none_found, "reason": "too small"})  # the detector had no chance
+    turned = [list(p) for p in rec["keypoints"]]
+    turned[4][2] = 0.1  # one ear hidden: a turned head the frontal detector may well miss
+    assert not faceless_head({**rec, "keypoints": turned}, none_found)
+    small = describe(_pose(kp, 400, h))  # the same head 40 px high: too few pixels to judge
+    assert not faceless_head(small, none_found)
