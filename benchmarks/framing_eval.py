@@ -5,12 +5,14 @@
 Every labelled photo is copied into one dataset folder (DIR, default a fixed folder under the
 system temp dir so its `.klint_cache/` survives between runs: YOLO runs once, later runs after
 a change to curate/analysis/framing.py only redo the pure-Python classification). The framing
-is the linter's own analysis, recomputed from the cached pose on every run.
+is the linter's own: pose, then the face scan as second witness (face_framing.py), recomputed
+from the cached pose and faces on every run; `--pose-only` leaves the face witness out.
 
 A prediction counts as right when it equals the label, or the label's `borderline` column (an
 adjacent label a careful person would also accept for that photo). The strict figure ignores
 `borderline`. Printed for all photos, the `tuned` split (looked at while changing the code) and
-the `untuned` split (drawn at random with a fixed seed before any change, never tuned on).
+the `untuned` split (drawn at random with a fixed seed before any change, never tuned on) and
+the `fresh` split (the identities/ photos, labelled in session 2 before the code saw them).
 """
 
 from __future__ import annotations
@@ -45,15 +47,19 @@ def photos_dir() -> Path:
     return Path(env) if env else ROOT.parent / "shared" / "photos"
 
 
-def predict(rows: list[dict[str, str]], keep: Path, resolution: int = 1024) -> dict[str, dict]:
-    """{label path: framing record} from klint's real pose + framing analyses."""
+def predict(rows: list[dict[str, str]], keep: Path, resolution: int = 1024, pose_only: bool = False,
+            src: Path | None = None) -> dict[str, dict]:
+    """{label path: framing record} from klint's real analyses: pose, the face scan (the
+    second witness the linter uses), then the framing classification. `pose_only` leaves the
+    face witness out, to show what it adds."""
     from curate.analysis.cache import Cache
+    from curate.analysis.face_framing import FaceAwareFramingAnalysis
     from curate.analysis.framing import FramingAnalysis
     from curate.config import load_config
     from curate.dataset.scan import scan
     from curate.engine.runner import LintContext, run_analyses
 
-    src = photos_dir()
+    src = src or photos_dir()
     keep.mkdir(parents=True, exist_ok=True)
     for r in rows:
         dest = keep / flat(r["path"])
@@ -64,10 +70,11 @@ def predict(rows: list[dict[str, str]], keep: Path, resolution: int = 1024) -> d
     ds = scan(keep)
     cache = Cache(ds.root)
     ctx = LintContext(dataset=ds, config=cfg, cache=cache)
-    run_analyses(ctx, {"pose"}, cache)
+    run_analyses(ctx, {"pose"} if pose_only else {"pose", "face"}, cache)
     cache.save({it.rel_image for it in ds.items if it.image is not None})
     images = [it for it in ds.items if it.image is not None]
-    recs = FramingAnalysis().run_batch(images, ctx, lambda n=1: None)
+    framing = FramingAnalysis() if pose_only else FaceAwareFramingAnalysis()
+    recs = framing.run_batch(images, ctx, lambda n=1: None)
     by_rel = {it.rel_image: rec for it, rec in zip(images, recs)}
     return {r["path"]: by_rel.get(flat(r["path"])) or {"framing": "none"} for r in rows}
 
@@ -99,19 +106,21 @@ def main(argv=None) -> int:
     ap.add_argument("--resolution", type=int, default=1024)
     ap.add_argument("--json", type=Path, help="write predictions and scores here")
     ap.add_argument("--misses", action="store_true", help="list every miss")
+    ap.add_argument("--pose-only", action="store_true", help="leave out the face witness the linter uses")
     args = ap.parse_args(argv)
     rows = load_labels()
-    preds = predict(rows, args.keep, args.resolution)
+    preds = predict(rows, args.keep, args.resolution, pose_only=args.pose_only)
     report = {}
-    for name, sub in (("all", rows), ("tuned", [r for r in rows if r.get("split") != "untuned"]),
-                      ("untuned", [r for r in rows if r.get("split") == "untuned"])):
+    for name, sub in (("all", rows), ("tuned", [r for r in rows if r.get("split") == "tuned"]),
+                      ("untuned", [r for r in rows if r.get("split") == "untuned"]),
+                      ("fresh", [r for r in rows if r.get("split") == "fresh"])):
         acc, cm, misses = score(sub, preds)
         strict, _, _ = score(sub, preds, lenient=False)
         report[name] = {"n": len(sub), "accuracy": round(acc, 4), "strict": round(strict, 4), "confusion": cm,
                         "misses": misses}
         print(f"\n== {name}: {len(sub)} photos  accuracy {acc:.3f} (borderline accepted)  strict {strict:.3f}")
         print(table(cm))
-        if args.misses or name == "untuned":
+        if args.misses or name in ("untuned", "fresh"):
             for m in misses:
                 print(f"  miss {m['path']}: label {m['label']}"
                       f"{'/' + m['borderline'] if m['borderline'] else ''} -> {m['pred']}  ({m['notes']})")

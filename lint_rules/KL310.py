@@ -24,6 +24,18 @@ class KL310(Rule):
     trainers do), below subject.small's `min_head_px` (default 48 px, three of Klein's 16 px
     latent tokens); such a photo would otherwise pass for a full-body shot while teaching no face.
 
+    How a photo's framing is judged (curate/analysis/framing.py, from pose keypoints, with the
+    face scan as second witness): ankles in frame, or knees with room below them for most of
+    the shin, is full; knees cut off is half. With the hips out of frame - or at its edge, where
+    pose gives them confidences near 0 - the frame's reach below the shoulder line decides,
+    counted in head-heights of the subject's own head: at least 1.5 (the waist, canon navel
+    line) is a waist-up half shot, less is close (chest up, head and shoulders). The head unit is
+    the largest of eye spacing / 0.32, ear spacing / 0.76 and eye-to-shoulder / 1.1 (proportions
+    measured on clean standing figures, one head = eye-to-ankle / 7); a turned or bowed head
+    only shrinks these, so the largest is the best. A person but no head or shoulders to
+    measure from falls back to the frame's extent below the crown (3.3 heads). Pose finding no
+    person while the face scan finds a face at least a fifth of the frame high is close.
+
     The numbers come from `curate.composition`, which `klint inspect`, `klint report` and
     `klint fix --rebalance` share: a framing's share is its images' repeats over all framed
     images' repeats; photos framed `none` (no person, or a subject too small to judge) are left

@@ -21,6 +21,24 @@ CLOSE_FACE_SHARE = 0.2
 FACE_CLOSE_CONFIDENCE = 0.7
 
 
+# A frontal head (nose and both eyes >= 0.8, both ears >= 0.5 in pose) at least this many
+# native pixels high gives the face detector a face box of ~66 px, enough real pixels that it
+# rarely misses a real frontal face; missing one there means the face is covered or not a face.
+FACELESS_HEAD_PX = 96
+
+
+def faceless_head(fr: dict[str, Any] | None, face_res: dict[str, Any] | None) -> bool:
+    """Pose sees a clear frontal head, the face scan of that head finds no face: a mask or
+    hand over it, or a person-like thing (doll, figurine, mannequin) with no living face."""
+    if not fr or fr.get("framing") == "none" or not fr.get("keypoints") or not isinstance(face_res, dict):
+        return False
+    if face_res.get("subject") or face_res.get("faces") or face_res.get("reason") != "not detected":
+        return False
+    kp = fr["keypoints"]
+    frontal = min(kp[i][2] for i in (0, 1, 2)) >= 0.8 and min(kp[3][2], kp[4][2]) >= 0.5
+    return frontal and (fr.get("head_height_px") or 0.0) >= FACELESS_HEAD_PX
+
+
 def face_head_px(face: dict[str, Any]) -> float:
     """Head height (pixels, full size) implied by a measured face box."""
     return (face["box"][3] - face["box"][1]) * HEAD_PER_FACE_BOX

@@ -34,6 +34,15 @@ HALF_FULL = 7.0  # frame holds the ankles (visible or occluded) -> full
 # figure in a scene, framing `none`, and not a full-body sample (subject.small says why).
 TINY_HEAD_PX = 48
 _SHIN_PER_THIGH = 0.8  # knee-to-ankle over hip-to-knee
+# Close or half with the hips out of frame: does the frame reach the waist? The waist (navel
+# line) lies 1.5 head-heights below the shoulder line (canon: shoulders 1.5, navel 3). The head
+# unit here is measured from the head itself, with proportions measured on the clean standing
+# figures of the shared photos (eyes, shoulders, hips, knees, ankles all >= 0.7; one head =
+# eye-to-ankle / 7): eye spacing 0.32 H, ear spacing 2.38 eye spacings = 0.76 H, eye line to
+# shoulder line 1.1 H. Each of these only shrinks when the head turns or tilts, so the largest
+# is taken. (head_height's older constants are kept: eval's stature is measured with them.)
+WAIST_BELOW_SHOULDERS = 1.5
+_HEAD_UNIT = {"eye_width": 0.32, "ear_width": 0.76, "eye_shoulder": 1.1}
 # head-height cues: (point pair, canonical distance in H)
 _EYE_TO_SHOULDER = 0.9
 _SHOULDER_WIDTH = 1.7
@@ -231,8 +240,14 @@ def classify(kp: Sequence[Sequence[float]] | None, width: float, height: float,
         framing = "half"
         conf = 0.55 + 0.4 * min(1.0, abs(ext_frame - CLOSE_HALF) / 1.5)
     else:
-        framing = "half" if ext_frame >= CLOSE_HALF else "close"
-        conf = _margin_conf(ext_frame, CLOSE_HALF)
+        reach = _reach_below_shoulders(kp, v, w, h, axis)
+        if reach is not None:
+            framing = "half" if reach >= WAIST_BELOW_SHOULDERS else "close"
+            conf = _margin_conf(reach, WAIST_BELOW_SHOULDERS, 0.6)
+            out["waist_reach"] = round(reach, 2)
+        else:
+            framing = "half" if ext_frame >= CLOSE_HALF else "close"
+            conf = _margin_conf(ext_frame, CLOSE_HALF)
     # few cues or few keypoints: trust less
     quality = min(1.0, 0.6 + 0.1 * len(cues) + 0.02 * nvis)
     out["framing"] = framing
@@ -240,8 +255,27 @@ def classify(kp: Sequence[Sequence[float]] | None, width: float, height: float,
     return out
 
 
-def _margin_conf(x: float, cut: float) -> float:
-    return 0.5 + 0.5 * min(1.0, abs(x - cut) / 1.5)
+def _margin_conf(x: float, cut: float, span: float = 1.5) -> float:
+    return 0.5 + 0.5 * min(1.0, abs(x - cut) / span)
+
+
+def _reach_below_shoulders(kp, v, w: float, h: float, axis) -> float | None:
+    """How far the frame runs below the shoulder line, down the body, in head-heights of the
+    head itself (None without the eyes and a shoulder to measure from)."""
+    eyes = [i for i in (LEYE, REYE) if v[i]]
+    shoulders = [i for i in (LSH, RSH) if v[i]]
+    if not eyes or not shoulders:
+        return None
+    eye, sh = _mid(kp, eyes), _mid(kp, shoulders)
+    units = [((sh[0] - eye[0]) * axis[0] + (sh[1] - eye[1]) * axis[1]) / _HEAD_UNIT["eye_shoulder"]]
+    if v[LEYE] and v[REYE]:
+        units.append(_dist(kp[LEYE], kp[REYE]) / _HEAD_UNIT["eye_width"])
+    if v[LEAR] and v[REAR]:
+        units.append(_dist(kp[LEAR], kp[REAR]) / _HEAD_UNIT["ear_width"])
+    unit = max(units)
+    if unit <= 0:
+        return None
+    return _ray_to_frame(sh, axis, w, h) / unit
 
 
 def face_state(kp, width: float, height: float, head_h: float | None) -> tuple[bool | None, str | None]:
@@ -334,7 +368,7 @@ class FramingAnalysis(Analysis):
     """Cheap classification on top of the cached pose: changing it never re-runs YOLO."""
 
     name = "framing"
-    version = "4"
+    version = "5"
     scope = "image"
     needs = ("pose",)
 

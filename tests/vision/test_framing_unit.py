@@ -174,6 +174,61 @@ def test_seated_figure_with_hidden_feet_is_full():
     assert classify(seated(4.5 * H), 400, 4.5 * H)["framing"] == "half"
 
 
+# A standing figure with the proportions measured on the clean full-body photos (framing.py):
+# eye spacing 0.32 H, ear spacing 0.76 H, eye line to shoulder line 1.1 H, torso 2.45 H.
+MEASURED = {
+    0: (0.0, 0.65), 1: (-0.16, 0.5), 2: (0.16, 0.5), 3: (-0.38, 0.55), 4: (0.38, 0.55),
+    5: (-0.73, 1.6), 6: (0.73, 1.6), 7: (-0.85, 2.9), 8: (0.85, 2.9), 9: (-0.9, 4.0), 10: (0.9, 4.0),
+    11: (-0.45, 4.05), 12: (0.45, 4.05), 13: (-0.45, 5.9), 14: (0.45, 5.9), 15: (-0.45, 7.5), 16: (0.45, 7.5),
+}
+TORSO = 4.05 - 1.6
+
+
+def measured_cut(bottom: float, width: float = 400, arms: bool = True, eyes_apart: float = 1.0):
+    """Keypoints and frame height of the MEASURED figure cut at `bottom` head-heights below the
+    crown; with arms=False the elbows and wrists are hidden (crossed, under a coat)."""
+    h = bottom * H
+    kp = []
+    for i in range(17):
+        dx, dy = MEASURED[i]
+        if i in (1, 2):
+            dx *= eyes_apart  # a head turned to three-quarter view narrows the eye spacing
+        x, y = width / 2 + dx * H, dy * H
+        seen = 0 <= y <= h and (arms or i not in (7, 8, 9, 10))
+        kp.append([x, min(y, h + 0.3 * H), 0.9 if seen else 0.1])
+    return kp, h
+
+
+@pytest.mark.parametrize("name,bottom,want", [
+    ("collar", 1.6 + 0.12 * TORSO, "close"),
+    ("chest", 1.6 + 0.33 * TORSO, "close"),
+    ("waist", 1.6 + 1.6, "half"),
+    ("belt", 1.6 + 0.8 * TORSO, "half"),
+    ("hip line", 1.6 + 0.98 * TORSO, "half"),
+])
+def test_cut_below_the_shoulders_in_head_heights(name, bottom, want):
+    # pattern 4: hips at the frame edge come with confidences near 0; the frame's reach below
+    # the shoulder line, in heads of the head itself, decides (waist = 1.5 H below the shoulders)
+    for arms in (True, False):
+        kp, h = measured_cut(bottom, arms=arms)
+        kp[11][2] = kp[12][2] = 0.2  # clamped to the edge, unsure
+        out = classify(kp, 400, h)
+        assert out["framing"] == want, (name, arms, out)
+    # a head turned to three-quarter view measures from the eye-to-shoulder distance instead
+    kp, h = measured_cut(bottom, eyes_apart=0.5)
+    assert classify(kp, 400, h)["framing"] == want, name
+
+
+def test_close_portrait_with_a_big_face_and_short_neck_stays_close():
+    # a large face near the lens, shoulders raised: eye-to-shoulder looks short, eye spacing does not
+    # (shoulders 0.6 H below the eyes, frame 1.2 H below the shoulders: measured in eye-to-shoulder
+    # distances alone that would be 2.2 "heads", a waist-up shot)
+    kp, h = measured_cut(0.5 + 0.6 + 1.2)
+    for i in (5, 6):
+        kp[i][1] = (0.5 + 0.6) * H
+    assert classify(kp, 400, h)["framing"] == "close"
+
+
 @pytest.mark.parametrize("caption,fixed", [
     ("jane_doe, smiling", "jane_doe, close portrait, smiling"),
     ("jane_doe", "jane_doe, close portrait"),
@@ -188,3 +243,20 @@ def test_framing_phrase_lands_where_a_person_would_write_it(caption, fixed):
 
     insert_framing = importlib.import_module("lint_rules.KL510").insert_framing
     assert insert_framing(caption, "jane_doe", "close portrait")[0] == fixed
+
+
+def test_a_frontal_head_without_a_detected_face_is_faceless():
+    from curate.analysis.face_framing import faceless_head
+
+    kp, h = measured_cut(4.0)
+    rec = describe(_pose([[x * 3, y * 3, c] for x, y, c in kp], 1200, 3 * h))  # a 120 px head
+    none_found = {"faces": [], "subject": None, "reason": "not detected", "scan": "head"}
+    assert rec["head_height_px"] >= 96
+    assert faceless_head(rec, none_found)
+    assert not faceless_head(rec, {"faces": [{"box": [0, 0, 9, 9]}], "subject": {"box": [0, 0, 9, 9]}})
+    assert not faceless_head(rec, {**none_found, "reason": "too small"})  # the detector had no chance
+    turned = [list(p) for p in rec["keypoints"]]
+    turned[4][2] = 0.1  # one ear hidden: a turned head the frontal detector may well miss
+    assert not faceless_head({**rec, "keypoints": turned}, none_found)
+    small = describe(_pose(kp, 400, h))  # the same head 40 px high: too few pixels to judge
+    assert not faceless_head(small, none_found)
