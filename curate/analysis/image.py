@@ -27,8 +27,8 @@ CROP_KEEPS = (0.9, 0.85, 0.8)
 # WINDOW_STEP of the side. A hand crop is rarely centred, and pHash moves 8-14 bits when the
 # window is off by 1/6 of the margin, so centre crops alone miss most of them. Grid chosen on
 # 60 random unresized crops of the real photos (kept 78-95%, any position): at this density
-# 59/60 came within 9 bits (pHash + dHash) of a window, while distinct frames of one video
-# stayed 11+ apart (benchmarks/image_calibration.py, "crop windows")
+# 57/60 came within 9 bits (pHash + dHash) of a window, the rest at 10
+# (benchmarks/image_calibration.py, "crop windows")
 WINDOW_KEEPS = (0.95, 0.92, 0.89, 0.86, 0.83, 0.8, 0.77)
 WINDOW_STEP = 0.02
 
