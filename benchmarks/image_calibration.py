@@ -102,10 +102,10 @@ def _near_duplicates(originals, photos) -> None:
 
 def _window_distance(crop: dict, src: dict, keep: str) -> int:
     """Least pHash + dHash distance from a crop's whole box hash to the source's windows of `keep`."""
+    from lint_rules.KL202 import window_hashes
+
     pa, da = int(crop["box_hash"][:16], 16), int(crop["box_hash"][16:], 16)
-    hexes = src["crop_windows"][keep]
-    return min((pa ^ int(hexes[w:w + 16], 16)).bit_count() + (da ^ int(hexes[w + 16:w + 32], 16)).bit_count()
-               for w in range(0, len(hexes), 32))
+    return min((pa ^ p).bit_count() + (da ^ d).bit_count() for p, d in window_hashes(src["crop_windows"][keep]))
 
 
 def _crop_windows(originals, photos, n_crops: int = 60, seed: int = 7) -> None:

@@ -147,27 +147,52 @@ def _window_crops(nodes, edges, limit: int, total: int):
     fraction its size implies: distinct shots of one studio or video have the same size, so
     no window stands for them, and a window of the wrong scale never gets a chance to match.
     """
+    scales = [_scales(b) for _, b in nodes]
     for i, (_, a) in enumerate(nodes):
-        if not a.get("box_hash"):
+        try:
+            pa, da = int(a["box_hash"][:16], 16), int(a["box_hash"][16:32], 16)
+        except (KeyError, TypeError, ValueError):  # before version 6, or a damaged cache entry
             continue
-        pa, da = int(a["box_hash"][:16], 16), int(a["box_hash"][16:], 16)
         for j, (_, b) in enumerate(nodes):
-            if i == j or j in edges[i] or not b.get("crop_windows"):
+            if i == j or j in edges[i] or not scales[j]:
                 continue
             rx, ry = int(a["width"]) / int(b["width"]), int(a["height"]) / int(b["height"])
-            for keep, hexes in b["crop_windows"].items():
-                k = float(keep)
+            for k, packed in scales[j]:
                 if abs(rx - k) > WINDOW_SIZE_SLACK or abs(ry - k) > WINDOW_SIZE_SLACK:
                     continue
-                for w in range(0, len(hexes), 32):
-                    dp = (pa ^ int(hexes[w:w + 16], 16)).bit_count()
-                    dd = (da ^ int(hexes[w + 16:w + 32], 16)).bit_count()
+                for p, d in window_hashes(packed):
+                    dp, dd = (pa ^ p).bit_count(), (da ^ d).bit_count()
                     if dp <= limit and dd <= limit and dp + dd <= total:
                         yield i, j, dp
                         break
                 else:
                     continue
                 break
+
+
+def _scales(rec: dict) -> list[tuple[float, str]]:
+    """(kept fraction, packed windows) of a record; empty when absent or not as klint writes it."""
+    out = []
+    windows = rec.get("crop_windows")
+    for keep, packed in (windows.items() if isinstance(windows, dict) else ()):
+        try:
+            out.append((float(keep), packed))
+        except ValueError:
+            continue
+    return out
+
+
+def window_hashes(packed: str):
+    """(pHash, dHash) of each window in one `crop_windows` entry; nothing for a damaged entry."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(packed, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        return
+    for w in range(0, len(raw) - 15, 16):
+        yield int.from_bytes(raw[w:w + 8], "big"), int.from_bytes(raw[w + 8:w + 16], "big")
 
 
 def _kind(a: dict, b: dict, d: int, mirror: bool) -> str:
