@@ -97,6 +97,55 @@ def _near_duplicates(originals, photos) -> None:
     print(f"distinct photos: {len(pairs)} pairs, {sum(d <= limit for d, *_ in pairs)} within {limit}; closest:")
     for d, a, b in pairs[:6]:
         print(f"    {d:2d}  {a}  ~  {b}")
+    _crop_windows(originals, photos)
+
+
+def _window_distance(crop: dict, src: dict, keep: str) -> int:
+    """Least pHash + dHash distance from a crop's whole box hash to the source's windows of `keep`."""
+    from lint_rules.KL202 import window_hashes
+
+    pa, da = int(crop["box_hash"][:16], 16), int(crop["box_hash"][16:], 16)
+    return min((pa ^ p).bit_count() + (da ^ d).bit_count() for p, d in window_hashes(src["crop_windows"][keep]))
+
+
+def _crop_windows(originals, photos, n_crops: int = 60, seed: int = 7) -> None:
+    """KL202's crop windows: random unresized crops at any position vs distinct photos' windows."""
+    import random
+
+    from PIL import Image
+
+    from lint_rules.KL202 import KL202, WINDOW_SIZE_SLACK
+
+    total = KL202.options["window_sum"]
+    recs = [(n, r) for n, r in originals if r.get("crop_windows")]
+    rng = random.Random(seed)
+    found, worst = 0, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, rec in rng.sample(recs, min(n_crops, len(recs))):
+            im = Image.open(photos / name).convert("RGB")
+            keep = rng.uniform(0.78, 0.95)
+            cw, ch = int(im.width * keep), int(im.height * keep)
+            x, y = rng.randint(0, im.width - cw), rng.randint(0, im.height - ch)
+            path = Path(tmp) / "crop.jpg"
+            im.crop((x, y, x + cw, y + ch)).save(path, quality=90)
+            crop = analyse_image(path)
+            k = min(rec["crop_windows"], key=lambda s: abs(float(s) - cw / rec["width"]))
+            d = _window_distance(crop, rec, k)
+            found += d <= total
+            worst.append((d, round(keep, 3), name))
+    worst.sort()
+    print(f"crop windows: {found}/{len(worst)} random crops (78-95% kept, any position) within {total}; "
+          f"worst {worst[-3:]}")
+    # distinct photos, every window scale, size test ignored: how close an unrelated window comes
+    close = []
+    for a, ra in recs:
+        for b, rb in recs:
+            if a != b and ra["pixel_hash"] != rb["pixel_hash"]:
+                close.append((min(_window_distance(ra, rb, k) for k in rb["crop_windows"]), a, b))
+    close.sort()
+    print(f"crop windows, distinct photos (before the size test, slack {WINDOW_SIZE_SLACK}): closest")
+    for d, a, b in close[:8]:
+        print(f"    {d:2d}  {a}  ~  {b}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 from curate.analysis.image import WORK_SIDE
-from curate.analysis.imagestats import badly_exposed, readable_images
+from curate.analysis.imagestats import badly_exposed, low_contrast, readable_images
 from curate.engine.rule import Rule
 
 
@@ -21,7 +21,10 @@ class KL108(Rule):
     Gaussian blur of 0.8% of the long side scored 3-17 on all 64 photos of 300 px or more
     (all flagged), a 0.4% blur 5-175 (48 of 64 flagged). Images under 512 px are scored at
     their own size (KL102 reports their size). Images KL107 finds too dark or blown out are
-    left to it: without tonal range there are no edges to measure.
+    left to it: without tonal range there are no edges to measure. So are the ones KL111 finds
+    low in contrast: the Laplacian variance falls with the square of the contrast, so a flat,
+    near-blank frame reads as blurry whatever its focus (on the benchmark's near-blank frames,
+    `benchmarks/image_qa_eval.py`, KL108 named all 4 blurry beside KL111's low-contrast).
 
     Options: `threshold` (default 25).
     """
@@ -37,7 +40,7 @@ class KL108(Rule):
         limit = float(opts["threshold"])
         for item, rec in readable_images(ctx):
             score = rec.get("lap_var_max")
-            if score is None or score >= limit or badly_exposed(rec):
+            if score is None or score >= limit or badly_exposed(rec) or low_contrast(rec):
                 continue
             msg = (f"blurry: sharpness {score:.1f} < {limit:g} (Laplacian variance of the sharpest region at "
                    f"{WORK_SIDE} px); use a sharper photo")

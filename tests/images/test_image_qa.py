@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageFilter
 
 from curate.config import Config
 from curate.engine.runner import lint_dataset
@@ -119,3 +119,49 @@ def test_low_contrast_caught_and_not_called_grayscale(tonal):
 def test_motion_blur_caught_clean_soft_photos_pass(tonal):
     assert tonal.get("KL112", set()) == {"motion.jpg"}
     assert not {"soft_night.jpg", "soft_bokeh.jpg", "clean.jpg", "white_bg.jpg"} & tonal.get("KL108", set())
+
+
+def _crop(im, keep, fx, fy):
+    """Keep `keep` of each side, the window placed at (fx, fy) of the margin (0 = left/top)."""
+    cw, ch = round(im.width * keep), round(im.height * keep)
+    x, y = round((im.width - cw) * fx), round((im.height - ch) * fy)
+    return im.crop((x, y, x + cw, y + ch))
+
+
+# off-centre hand crops: corners and edges, between the grid's kept fractions
+OFF_CENTRE = [(0.87, 0.0, 0.0), (0.81, 1.0, 0.3), (0.93, 0.2, 1.0), (0.78, 0.7, 0.1)]
+
+
+def test_off_centre_crops_pair_with_their_source(tmp_path, photos):
+    files = {}
+    for i, (rel, (keep, fx, fy)) in enumerate(zip(SOURCES, OFF_CENTRE)):
+        files[f"p{i}.jpg"] = photos / rel
+        files[f"p{i}_crop.jpg"] = jpeg_bytes(_crop(Image.open(photos / rel).convert("RGB"), keep, fx, fy))
+    root = make_dataset(tmp_path / "d", files)
+    result = _lint(root, "KL202")
+    got = {d.rel: d for d in result.diagnostics}
+    assert set(got) == {f"p{i}_crop.jpg" for i in range(len(SOURCES))}, [d.message for d in result.diagnostics]
+    for i in range(len(SOURCES)):
+        assert got[f"p{i}_crop.jpg"].related == (result.dataset.display(f"p{i}.jpg"),)
+        assert "crop" in got[f"p{i}_crop.jpg"].message
+
+
+def test_frames_of_one_clip_and_one_sitting_stay_apart(tmp_path, photos):
+    # distinct moments that the crop windows come closest to: frames of one video reel, shots
+    # of one motion-capture studio, and two expressions of one woman in one framing (window distance 5-11, but same size: no crop)
+    rels = ["pool/sapiens/face_reel_woman/000001.jpg", "pool/sapiens/face_reel_woman/000076.jpg",
+            "pool/sapiens/face_reel_woman/000151.jpg", "mmpose-tests-data/mpi_inf_3dhp/S4_Seq2_Cam0_001033.jpg",
+            "mmpose-tests-data/mpi_inf_3dhp/S8_Seq1_Cam8_002165.jpg",
+            "pool/sadtalker/same_woman_A/happy.png", "pool/sadtalker/same_woman_A/sad.png"]
+    root = make_dataset(tmp_path / "d", {rel.replace("/", "_"): photos / rel for rel in rels})
+    result = _lint(root, "KL202")
+    assert [d.message for d in result.diagnostics] == []
+
+
+def test_near_blank_frame_is_low_contrast_not_blurry(tmp_path, photos):
+    # a flat frame's Laplacian variance is tiny whatever its focus: one diagnosis, KL111's
+    im = Image.open(photos / SOURCES[1]).convert("RGB")
+    root = make_dataset(tmp_path / "d", {"blank.jpg": jpeg_bytes(im.point(lambda v: int(128 + (v - 128) * 0.06))),
+                                         "blurred.jpg": jpeg_bytes(im.filter(ImageFilter.GaussianBlur(12)))})
+    result = _lint(root, "KL108", "KL111")
+    assert sorted((d.rel, d.code) for d in result.diagnostics) == [("blank.jpg", "KL111"), ("blurred.jpg", "KL108")]
