@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-pytest.importorskip("PIL")
+pytest.importorskip("PIL", reason="pillow (a core dependency) is not installed")
 
 
 def _data(img):

@@ -135,7 +135,7 @@ def test_caption_text_helpers_never_raise(text, trigger, spans):
 @SLOW
 @given(st.lists(caption_texts, min_size=1, max_size=4), triggers)
 def test_spacy_caption_analysis_never_raises(texts, trigger):
-    pytest.importorskip("spacy")
+    pytest.importorskip("spacy", reason="spaCy (a core dependency) is not installed")
     from curate.analysis.caption import analyse_texts
 
     out = analyse_texts(texts, trigger)
